@@ -1,0 +1,86 @@
+"""Zun container names built from JupyterHub user and server names.
+
+Zun accepts names matching ``^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`` and does not enforce
+uniqueness, so the spawner must never let two different (user, server) pairs map
+onto one name.  The scheme:
+
+- a *plain* slug is the input itself when it is already lower-case, made of
+  ``[a-z0-9._-]``, starts and ends with a letter or digit, contains no ``--`` and
+  fits the length budget;
+- anything else becomes an *escaped* slug: the safe characters that remain, then
+  ``---`` and the first 8 hex digits of the SHA-256 of the original text;
+- user and server slugs are joined with ``--``.
+
+A plain slug never contains ``--`` and an escaped one always contains ``---``, so a
+joined name can be split back unambiguously: two different pairs cannot collide.
+"""
+
+import hashlib
+import re
+
+ZUN_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# Zun allows 255 characters, but the name often becomes the container's hostname,
+# which DNS limits to 63.
+MAX_NAME_LENGTH = 63
+
+_PLAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+_UNSAFE_RE = re.compile(r"[^a-z0-9._-]+")
+_HASH_LEN = 8
+
+
+def _hash(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_HASH_LEN]
+
+
+def is_plain(text, max_length):
+    return bool(_PLAIN_RE.match(text)) and "--" not in text and len(text) <= max_length
+
+
+def slug(text, max_length=30):
+    """A readable, collision-free slug of ``text`` at most ``max_length`` long."""
+    if is_plain(text, max_length):
+        return text
+    safe = _UNSAFE_RE.sub("-", text.lower())
+    safe = re.sub(r"-{2,}", "-", safe).strip("-._")
+    keep = max(max_length - _HASH_LEN - 3, 0)
+    safe = safe[:keep].rstrip("-._")
+    digest = _hash(text)
+    return f"{safe}---{digest}" if safe else f"x---{digest}"
+
+
+def user_server_slug(username, servername=""):
+    """The joined slug for a user's (possibly named) server."""
+    user = slug(username, 30)
+    if not servername:
+        return user
+    return f"{user}--{slug(servername, 20)}"
+
+
+def validate_name(name):
+    """Raise ValueError with a readable reason when ``name`` is not a valid Zun name."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"container name {name!r} is {len(name)} characters long; "
+            f"the limit is {MAX_NAME_LENGTH} (it is used as a hostname)"
+        )
+    if not ZUN_NAME_RE.match(name):
+        raise ValueError(
+            f"container name {name!r} does not match Zun's pattern "
+            f"{ZUN_NAME_RE.pattern}"
+        )
+    return name
+
+
+def container_name(template, username, servername="", **extra):
+    """Expand ``template`` with the slug fields and check the result.
+
+    Fields: ``{username}`` and ``{servername}`` (each slugged), ``{user_server}``
+    (the two joined as described above), plus any ``extra`` fields given.
+    """
+    fields = dict(extra)
+    fields.update(
+        username=slug(username, 30),
+        servername=slug(servername, 20) if servername else "",
+        user_server=user_server_slug(username, servername),
+    )
+    return validate_name(template.format(**fields))

@@ -1,0 +1,180 @@
+"""Pure builders of Zun request bodies and readers of Zun responses.
+
+No I/O here: tests assert on these bodies directly.
+"""
+
+import math
+import re
+
+MIB = 1024 * 1024
+#: Zun's default accepted ranges (``memory`` schema 4-8192 MiB; ``cpu`` 0.1-16
+#: vCPUs unless the operator changed ``[DEFAULT] maximum_cpus``).
+ZUN_MEMORY_RANGE_MIB = (4, 8192)
+ZUN_CPU_RANGE = (0.1, 16.0)
+
+LABEL_PREFIX = "hub.jupyter.org/"
+LABEL_HUB = LABEL_PREFIX + "hub"
+LABEL_USER = LABEL_PREFIX + "user"
+LABEL_SERVER = LABEL_PREFIX + "server"
+LABEL_MANAGED_BY = LABEL_PREFIX + "managed-by"
+MANAGED_BY = "magnum-spawner"
+
+#: Zun status -> "still running" (poll() returns None).
+RUNNING_STATES = frozenset({"Running", "Creating", "Created", "Restarting", "Paused"})
+#: Zun status -> stopped (poll() returns an exit status).
+STOPPED_STATES = frozenset({"Stopped", "Error", "Dead", "Deleted"})
+
+_EXITED_RE = re.compile(r"Exited\((-?\d+)\)")
+
+
+def memory_mib(mem_bytes):
+    """JupyterHub's ``mem_limit`` (bytes) as Zun's whole MiB, rounded up."""
+    if mem_bytes is None:
+        return None
+    return max(int(math.ceil(int(mem_bytes) / MIB)), 1)
+
+
+def check_memory_mib(mib, what="mem_limit"):
+    """Raise ValueError when ``mib`` is outside Zun's accepted range."""
+    low, high = ZUN_MEMORY_RANGE_MIB
+    if mib is not None and not low <= mib <= high:
+        raise ValueError(
+            f"{what} is {mib} MiB; Zun accepts {low}-{high} MiB per container"
+        )
+
+
+def check_cpu(cpu, what="cpu_limit"):
+    low, high = ZUN_CPU_RANGE
+    if cpu is not None and not low <= float(cpu) <= high:
+        raise ValueError(f"{what} is {cpu} vCPUs; Zun accepts {low}-{high:g} vCPUs")
+
+
+def restart_policy(text):
+    """``"on-failure:3"`` -> ``{"Name": "on-failure", "MaximumRetryCount": "3"}``."""
+    name, _, count = (text or "no").partition(":")
+    if name not in {"no", "on-failure", "always", "unless-stopped"}:
+        raise ValueError(
+            f"restart_policy {text!r}: use no, on-failure[:N], always or unless-stopped"
+        )
+    policy = {"Name": name}
+    if count:
+        if name != "on-failure" or not count.isdigit():
+            raise ValueError(f"restart_policy {text!r}: only on-failure takes a count")
+        policy["MaximumRetryCount"] = count
+    return policy
+
+
+def hub_labels(hub_id, username, servername=""):
+    """The labels by which a hub recognises its own containers."""
+    return {
+        LABEL_HUB: hub_id,
+        LABEL_USER: username,
+        LABEL_SERVER: servername or "",
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+
+
+def is_ours(container, labels):
+    """Whether ``container`` carries every one of ``labels``."""
+    have = container.get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())
+
+
+def build_container(
+    *,
+    name,
+    image,
+    command,
+    environment,
+    labels,
+    memory_mib=None,
+    cpu=None,
+    cpu_policy=None,
+    disk_gib=None,
+    network=None,
+    security_groups=None,
+    availability_zone=None,
+    hints=None,
+    restart="no",
+    mounts=None,
+    workdir=None,
+):
+    """The JSON body of ``POST /v1/containers`` (microversion 1.28 or later)."""
+    body = {
+        "name": name,
+        "image": image,
+        "command": list(command),
+        "environment": {k: str(v) for k, v in environment.items()},
+        "labels": dict(labels),
+        "restart_policy": restart_policy(restart),
+    }
+    if memory_mib is not None:
+        body["memory"] = str(int(memory_mib))
+    if cpu is not None:
+        body["cpu"] = float(cpu)
+    if cpu_policy:
+        body["cpu_policy"] = cpu_policy
+    if disk_gib:
+        body["disk"] = int(disk_gib)
+    if network:
+        body["nets"] = [{"network": network}]
+    if security_groups:
+        body["security_groups"] = list(security_groups)
+    if availability_zone:
+        body["availability_zone"] = availability_zone
+    if hints:
+        body["hints"] = dict(hints)
+    if mounts:
+        body["mounts"] = [dict(m) for m in mounts]
+    if workdir:
+        body["workdir"] = workdir
+    return body
+
+
+def container_address(container, network=None):
+    """The IPv4 address to reach the container at.
+
+    ``network`` (a Neutron network uuid) picks one network when the container has
+    several; otherwise the first IPv4 address found wins.
+    """
+    addresses = container.get("addresses") or {}
+    nets = [network] if network and network in addresses else list(addresses)
+    for net in nets:
+        for entry in addresses.get(net) or []:
+            if entry.get("version", 4) == 4 and entry.get("addr"):
+                return entry["addr"]
+    for net in nets:
+        for entry in addresses.get(net) or []:
+            if entry.get("addr"):
+                return entry["addr"]
+    return None
+
+
+def exit_status(container):
+    """poll()'s answer for a container: None while running, else an int.
+
+    Stopped containers report Docker's ``Exited(N)`` in ``status_detail``; Error
+    and Dead are 1; Deleted is 0.
+    """
+    status = container.get("status")
+    if status in RUNNING_STATES:
+        return None
+    if status == "Stopped":
+        match = _EXITED_RE.search(container.get("status_detail") or "")
+        return int(match.group(1)) if match else 0
+    if status in ("Error", "Dead"):
+        return 1
+    return 0
+
+
+def describe_failure(container):
+    """A sentence for the spawn page about why a container did not run."""
+    status = container.get("status")
+    reason = (container.get("status_reason") or "").strip()
+    detail = (container.get("status_detail") or "").strip()
+    text = f"container {container.get('name') or container.get('uuid')} is {status}"
+    if detail:
+        text += f" ({detail})"
+    if reason:
+        text += f": {reason}"
+    return text

@@ -1,0 +1,613 @@
+"""ZunSpawner: each single-user server is an OpenStack Zun container.
+
+This module is orchestration only: names live in ``names``, request bodies in
+``objects``, HTTP in ``zun``, credentials in ``auth``, the hub-wide poll loop in
+``poller``, home volumes in ``volumes`` and sizes/images in ``flavors``.
+"""
+
+import asyncio
+import inspect
+
+from jupyterhub.spawner import Spawner, SpawnException
+from traitlets import (
+    Bool,
+    Callable,
+    Dict,
+    Float,
+    Integer,
+    List,
+    Unicode,
+    Union,
+    default,
+    validate,
+)
+
+from . import auth, names, objects
+from .errors import CloudConfigError, CloudError, NotFound, OverQuota
+from .flavors import FlavorMixin
+from .poller import HubPoller
+from .volumes import HomeVolumeMixin
+from .zun import DEFAULT_API_VERSION, ZunClient
+
+#: Clients shared by every spawner of the hub, keyed by their settings.
+_clients = {}
+
+
+def _quota_message(service):
+    return (
+        f"The {service} quota of this hub's cloud project is full; "
+        "tell your administrator."
+    )
+
+
+class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
+    """Spawn single-user servers as OpenStack Zun containers."""
+
+    # -- credentials ----------------------------------------------------------
+
+    cloud = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        Name of the cloud in clouds.yaml to use.
+
+        clouds.yaml is found the way the ``openstack`` command finds it:
+        ``OS_CLIENT_CONFIG_FILE``, ``./clouds.yaml``, ``~/.config/openstack/`` and
+        ``/etc/openstack/``.  Takes precedence over ``OS_*`` environment variables
+        and over :attr:`auth`.  Example: ``c.ZunSpawner.cloud = "mycloud"``.
+        """,
+    )
+
+    auth = Dict(
+        config=True,
+        help="""
+        Explicit Keystone credentials, used when neither :attr:`cloud` nor
+        ``OS_CLOUD``/``OS_AUTH_URL`` is set.
+
+        Either a clouds.yaml-style entry (``{"auth_type": ..., "auth": {...}}``)
+        or just its ``auth`` mapping; an ``application_credential_id`` selects
+        application-credential auth, otherwise password auth.  Example::
+
+            c.ZunSpawner.auth = {
+                "auth_url": "https://keystone.example.org/v3",
+                "application_credential_id": "...",
+                "application_credential_secret": "...",
+            }
+
+        Prefer clouds.yaml, which keeps secrets out of the hub's config file.
+        """,
+    )
+
+    region_name = Unicode(
+        None, allow_none=True, config=True,
+        help="Region to use (default: the cloud's own ``region_name``).",
+    )
+
+    interface = Unicode(
+        None, allow_none=True, config=True,
+        help="""
+        Endpoint interface: ``public``, ``internal`` or ``admin``
+        (default: the cloud's own setting, usually ``public``).
+        """,
+    )
+
+    verify = Union(
+        [Bool(), Unicode()],
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="""
+        TLS verification: False to turn it off (never in production), or the
+        path of a CA bundle.  Default: the cloud's own ``verify``/``cacert``.
+        """,
+    )
+
+    zun_api_version = Unicode(
+        DEFAULT_API_VERSION,
+        config=True,
+        help="""
+        Zun API microversion to request (sent as ``OpenStack-API-Version:
+        container X.Y``).  The server's range is read on first use: a server whose
+        maximum is lower is used at its maximum when that still has every feature
+        the spawner needs (1.28), and refused with a clear message otherwise.
+        """,
+    )
+
+    api_workers = Integer(
+        8,
+        config=True,
+        help="""
+        Threads for Zun API calls.  The HTTP client is synchronous, so calls run
+        on this bounded pool and the hub's event loop never waits on the network.
+        Shared by all spawners of the hub.
+        """,
+    )
+
+    # -- what runs ------------------------------------------------------------
+
+    image = Union(
+        [Unicode(), Callable()],
+        default_value="quay.io/jupyter/base-notebook",
+        config=True,
+        help="""
+        Container image for single-user servers.  May be a callable taking the
+        spawner and returning the image name (it may be async).
+        """,
+    )
+
+    name_template = Unicode(
+        "jupyter-{user_server}",
+        config=True,
+        help="""
+        Template of the container name.  Fields: ``{username}``, ``{servername}``
+        (each made safe for Zun), ``{user_server}`` (the two joined so that two
+        different user/server pairs never give one name) and ``{hub_id}``.  The
+        result must match ``^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`` and be at most 63
+        characters.
+        """,
+    )
+
+    hub_id = Unicode(
+        "jupyterhub",
+        config=True,
+        help="""
+        Identifies this hub's containers (label ``hub.jupyter.org/hub``).  Set a
+        different value on each hub that shares one cloud project: a hub only
+        ever touches containers that carry its own id.
+        """,
+    )
+
+    labels = Union(
+        [Dict(), Callable()],
+        default_value={},
+        config=True,
+        help="""
+        Extra labels for every container (or a callable returning them).  The
+        ``hub.jupyter.org/*`` labels that identify the hub, user and server are
+        always added and cannot be overridden.
+        """,
+    )
+
+    network = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        Neutron network (uuid or name) to attach containers to, sent as ``nets``.
+        The hub connects to the container's address on this network, so it must
+        be reachable from the hub.  Default: Zun's choice, and the first IPv4
+        address the container gets.
+        """,
+    )
+
+    security_groups = List(
+        Unicode(), config=True,
+        help="Security groups (names or uuids) for the containers' ports.",
+    )
+
+    availability_zone = Unicode(
+        None, allow_none=True, config=True,
+        help="Availability zone to run containers in (default: Zun's).",
+    )
+
+    hints = Dict(
+        config=True,
+        help="Scheduler hints passed to Zun as ``hints``.",
+    )
+
+    restart_policy = Unicode(
+        "no",
+        config=True,
+        help="""
+        Zun restart policy: ``no`` (default: a crashed server shows as stopped
+        in the hub, which lets the user start it again), ``on-failure[:N]``,
+        ``always`` or ``unless-stopped``.
+        """,
+    )
+
+    unknown_grace_period = Integer(
+        300,
+        config=True,
+        help="""
+        Seconds a container may stay in Zun's ``Unknown`` status (its compute host
+        stopped reporting) before poll() reports the server as stopped.  A short
+        network blip between Zun and a host must not stop a user's server; a
+        host that is really gone must not leave the user unable to start again.
+        """,
+    )
+
+    delete_timeout = Integer(
+        120,
+        config=True,
+        help="Seconds stop() waits for Zun to delete a container.",
+    )
+
+    use_hub_poller = Bool(
+        True,
+        config=True,
+        help="""
+        Answer poll() from one hub-wide loop that lists all containers every
+        :attr:`hub_poll_interval` seconds, instead of one Zun request per server.
+        """,
+    )
+
+    hub_poll_interval = Float(
+        15.0,
+        config=True,
+        help="Seconds between two listings of the hub-wide poll loop.",
+    )
+
+    # Inside a container the server listens on all interfaces at a fixed port;
+    # the hub connects to the container's own address (from Zun's addresses).
+    @default("ip")
+    def _default_ip(self):
+        return "0.0.0.0"
+
+    @default("port")
+    def _default_port(self):
+        return 8888
+
+    # -- state ------------------------------------------------------------------
+
+    container_id = Unicode(None, allow_none=True)
+    container_name_in_state = Unicode(None, allow_none=True)
+
+    @validate("mem_limit")
+    def _validate_mem_limit(self, proposal):
+        value = proposal["value"]
+        try:
+            objects.check_memory_mib(objects.memory_mib(value))
+        except ValueError as e:
+            raise ValueError(f"ZunSpawner: {e}") from None
+        return value
+
+    @validate("cpu_limit")
+    def _validate_cpu_limit(self, proposal):
+        value = proposal["value"]
+        try:
+            objects.check_cpu(value)
+        except ValueError as e:
+            raise ValueError(f"ZunSpawner: {e}") from None
+        return value
+
+    @validate("restart_policy")
+    def _validate_restart_policy(self, proposal):
+        objects.restart_policy(proposal["value"])
+        return proposal["value"]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._events = []
+        self._event_signal = None
+        self._created_at = None
+        self._unknown_since = None
+
+    # -- helpers --------------------------------------------------------------
+
+    async def resolve(self, value):
+        """A per-user setting's value: callables get the spawner, may be async."""
+        if callable(value):
+            value = value(self)
+            if inspect.isawaitable(value):
+                value = await value
+        return value
+
+    @property
+    def container_name(self):
+        return names.container_name(
+            self.name_template,
+            self.user.name,
+            self.name or "",
+            hub_id=self.hub_id,
+        )
+
+    @property
+    def own_labels(self):
+        return objects.hub_labels(self.hub_id, self.user.name, self.name or "")
+
+    def cloud_session(self):
+        return auth.get_cloud(
+            cloud=self.cloud,
+            auth=self.auth or None,
+            region_name=self.region_name,
+            interface=self.interface,
+            verify=self.verify if isinstance(self.verify, bool) else None,
+            cacert=self.verify if isinstance(self.verify, str) else None,
+        )
+
+    @property
+    def zun(self):
+        """The hub's shared Zun client for these settings."""
+        cloud = self.cloud_session()
+        key = (id(cloud), self.zun_api_version, self.api_workers)
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = ZunClient(
+                cloud.session,
+                region_name=cloud.region_name,
+                interface=cloud.interface,
+                api_version=self.zun_api_version,
+                max_workers=self.api_workers,
+            )
+        return client
+
+    def _emit(self, progress, message):
+        self._events.append({"progress": progress, "message": message})
+        self.log.info("%s: %s", self._log_name, message)
+        if self._event_signal is not None:
+            self._event_signal.set()
+
+    def _spawn_error(self, message, *, reason, status_code=500, log_message=""):
+        return SpawnException(
+            message, reason=reason, status_code=status_code, log_message=log_message
+        )
+
+    def _translate(self, error, action):
+        """A CloudError as a SpawnException with a plain sentence for the user."""
+        if isinstance(error, CloudConfigError):
+            return self._spawn_error(
+                "The hub cannot log in to its cloud; tell your administrator.",
+                reason="cloud-config",
+                log_message=f"{action}: {error}",
+            )
+        if isinstance(error, OverQuota):
+            service = "storage" if error.service == "cinder" else "container"
+            return self._spawn_error(
+                _quota_message(service),
+                reason="quota",
+                status_code=403,
+                log_message=f"{action}: {error}",
+            )
+        return self._spawn_error(
+            f"Could not {action}: {error.detail}",
+            reason="cloud",
+            log_message=f"{action}: {error}",
+        )
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def get_state(self):
+        state = super().get_state()
+        if self.container_id:
+            state["container_id"] = self.container_id
+            state["container_name"] = self.container_name_in_state
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.container_id = state.get("container_id")
+        self.container_name_in_state = state.get("container_name")
+
+    def clear_state(self):
+        super().clear_state()
+        self.container_id = None
+        self.container_name_in_state = None
+
+    async def _remove_leftovers(self, name, strict=True):
+        """Delete this server's old containers with ``name`` (never another hub's).
+
+        With ``strict`` a same-named container of another hub or server is an
+        error (start must not make a second one); otherwise it is left alone.
+        """
+        for found in await self.zun.find_by_name(name):
+            if not objects.is_ours(found, self.own_labels):
+                if not strict:
+                    self.log.warning(
+                        "Leaving container %s alone: it is named %s but is not ours",
+                        found["uuid"], name,
+                    )
+                    continue
+                raise self._spawn_error(
+                    f"A container named {name} that this hub did not make already "
+                    "exists; tell your administrator.",
+                    reason="name-conflict",
+                    log_message=(
+                        f"container {found['uuid']} is named {name} but has labels "
+                        f"{found.get('labels')}; set a distinct ZunSpawner.hub_id or "
+                        "name_template"
+                    ),
+                )
+            self._emit(5, f"Removing the previous container {found['uuid']}")
+            await self.zun.delete_and_wait(found["uuid"], timeout=self.delete_timeout)
+
+    async def build_body(self, name, mounts):
+        image = await self.resolve(self.image)
+        labels = dict(await self.resolve(self.labels) or {})
+        labels.update(self.own_labels)
+        labels.update(self.extra_labels())
+        return objects.build_container(
+            name=name,
+            image=image,
+            command=list(self.cmd) + list(self.get_args()),
+            environment=self.get_env(),
+            labels=labels,
+            memory_mib=objects.memory_mib(self.mem_limit),
+            cpu=self.cpu_limit,
+            cpu_policy=self.flavor_cpu_policy(),
+            disk_gib=self.flavor_disk(),
+            network=self.network,
+            security_groups=self.security_groups,
+            availability_zone=self.availability_zone,
+            hints=self.hints,
+            restart=self.restart_policy,
+            mounts=mounts,
+        )
+
+    async def _create(self, body):
+        """Create once; if the answer was lost, find what the request made."""
+        try:
+            return await self.zun.create(body, run=True)
+        except CloudError as e:
+            if e.status is not None:
+                raise
+            self.log.warning("Create of %s got no answer (%s); looking it up", body["name"], e)
+            for found in await self.zun.find_by_name(body["name"]):
+                if objects.is_ours(found, self.own_labels):
+                    return found
+            raise
+
+    async def _wait_running(self, uuid, deadline):
+        loop = asyncio.get_running_loop()
+        interval = 0.5
+        last = None
+        while True:
+            container = await self.zun.get(uuid)
+            status = container.get("status")
+            if status != last:
+                self._emit(60, f"Container is {status}")
+                last = status
+            if status == "Running" and objects.container_address(container, self.network):
+                return container
+            if status in objects.STOPPED_STATES:
+                return container
+            if loop.time() + interval > deadline:
+                raise TimeoutError(status)
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, 3.0)
+
+    async def start(self):
+        self._events = []
+        loop = asyncio.get_running_loop()
+        # Leave a little room so our message, not JupyterHub's cancellation, wins.
+        deadline = loop.time() + max(self.start_timeout - 2, 1)
+        try:
+            name = self.container_name
+        except ValueError as e:
+            raise self._spawn_error(str(e), reason="name", status_code=500) from None
+        try:
+            await self.apply_flavor()
+            await self.zun.ensure_version()
+            await self._remove_leftovers(name)
+            self.container_id = None
+            mounts = await self.prepare_home_volume()
+            body = await self.build_body(name, mounts)
+            self._emit(20, f"Creating container {name}")
+            created = await self._create(body)
+        except SpawnException:
+            raise
+        except CloudError as e:
+            raise self._translate(e, "create the server's container") from None
+        self.container_id = created["uuid"]
+        self.container_name_in_state = name
+        self._created_at = loop.time()
+        try:
+            container = await self._wait_running(self.container_id, deadline)
+        except TimeoutError as e:
+            await self._cleanup_failed()
+            raise self._spawn_error(
+                f"The container did not reach Running within {self.start_timeout} s "
+                f"(last status: {e}).",
+                reason="timeout",
+            ) from None
+        except CloudError as e:
+            await self._cleanup_failed()
+            raise self._translate(e, "start the server's container") from None
+        if container.get("status") != "Running":
+            failure = objects.describe_failure(container)
+            logs = await self._logs_tail()
+            await self._cleanup_failed()
+            raise self._spawn_error(
+                f"The server's {failure}",
+                reason="container-error",
+                log_message=f"{failure}; last log lines:\n{logs}",
+            )
+        address = objects.container_address(container, self.network)
+        self._emit(90, f"Container is running at {address}")
+        return f"http://{address}:{self.port}"
+
+    async def _logs_tail(self):
+        try:
+            return await self.zun.logs(self.container_id, tail=20)
+        except CloudError as e:
+            return f"(no logs: {e})"
+
+    async def _cleanup_failed(self):
+        """Delete a container that failed to start (the home volume stays)."""
+        if not self.container_id:
+            return
+        try:
+            await self.zun.delete_and_wait(self.container_id, timeout=self.delete_timeout)
+        except CloudError as e:
+            self.log.warning("Could not delete failed container %s: %s", self.container_id, e)
+            return
+        self.container_id = None
+
+    async def progress(self):
+        sent = 0
+        self._event_signal = asyncio.Event()
+        try:
+            while True:
+                while sent < len(self._events):
+                    yield self._events[sent]
+                    sent += 1
+                if not self._spawn_pending:
+                    break
+                self._event_signal.clear()
+                try:
+                    await asyncio.wait_for(self._event_signal.wait(), 1)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self._event_signal = None
+
+    async def _current(self):
+        """The container as Zun (or the hub-wide poller) sees it; None when gone."""
+        if self.use_hub_poller:
+            poller = HubPoller.for_hub(self.zun, self.hub_id, self.hub_poll_interval)
+            known, container = poller.lookup(self.container_id, self._created_at)
+            if known and container is not None:
+                return container
+        try:
+            return await self.zun.get(self.container_id)
+        except NotFound:
+            return None
+
+    async def poll(self):
+        if not self.container_id:
+            return 0
+        try:
+            container = await self._current()
+        except CloudError as e:
+            # Never report a server as stopped because the API blipped.
+            self.log.warning("Polling %s failed, assuming it runs: %s", self._log_name, e)
+            return None
+        if container is None:
+            return 0
+        status = container.get("status")
+        if status == "Unknown":
+            loop = asyncio.get_running_loop()
+            since = self._unknown_since
+            if since is None:
+                since = self._unknown_since = loop.time()
+                self.log.warning("%s: compute host not reporting (Unknown)", self._log_name)
+            if loop.time() - since < self.unknown_grace_period:
+                return None
+            self.log.warning(
+                "%s has been Unknown for %s s; reporting it stopped",
+                self._log_name, self.unknown_grace_period,
+            )
+            return 1
+        self._unknown_since = None
+        return objects.exit_status(container)
+
+    async def stop(self, now=False):
+        try:
+            if self.container_id:
+                await self.zun.delete_and_wait(self.container_id, timeout=self.delete_timeout)
+            else:
+                await self._remove_leftovers(self.container_name, strict=False)
+        except CloudError as e:
+            self.log.error("Stopping %s failed: %s", self._log_name, e)
+            raise
+        self.container_id = None
+
+    def extra_labels(self):
+        """Labels added by flavors/volumes (flavor and image names)."""
+        return {}
+
+    def flavor_cpu_policy(self):
+        return None
+
+    def flavor_disk(self):
+        return None

@@ -1,0 +1,321 @@
+"""A small asynchronous client for the Zun REST API.
+
+It sits on a keystoneauth1 ``Adapter`` (service type ``container``), so endpoint
+lookup, token renewal and connection retries are keystoneauth's.  Every request
+carries ``OpenStack-API-Version: container <version>``: without it Zun assumes 1.1.
+
+keystoneauth is synchronous; every call runs on a bounded thread pool so that the
+hub's event loop never waits on the network.
+"""
+
+import asyncio
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
+
+from keystoneauth1 import adapter as ks_adapter
+from keystoneauth1 import exceptions as ks_exc
+
+from .errors import (
+    AuthenticationFailed,
+    CloudError,
+    NotFound,
+    Unreachable,
+    VersionError,
+    error_for_status,
+)
+
+log = logging.getLogger(__name__)
+
+#: The microversion the spawner is written and tested against.
+DEFAULT_API_VERSION = "1.40"
+#: The oldest microversion that still has every feature the spawner uses:
+#: ``command`` as a list (1.20), ``mounts`` (1.11), ``cpu_policy`` (1.28 - the
+#: flavors may ask for pinned cores).
+MIN_API_VERSION = "1.28"
+
+
+def parse_version(text):
+    """``"1.40"`` -> ``(1, 40)``."""
+    major, minor = str(text).strip().split(".")
+    return int(major), int(minor)
+
+
+def format_version(version):
+    return f"{version[0]}.{version[1]}"
+
+
+def negotiate_version(wanted, required, server_min, server_max):
+    """The microversion to use, or raise :class:`VersionError`.
+
+    ``wanted`` is used when the server supports it; otherwise the server's maximum
+    when that still covers ``required``; a server whose range does not reach
+    ``required`` is refused with a message naming both numbers.
+    """
+    wanted, required = parse_version(wanted), parse_version(required)
+    smin, smax = parse_version(server_min), parse_version(server_max)
+    if required > wanted:
+        required = wanted
+    if smin > wanted:
+        raise VersionError(
+            f"the Zun API's oldest microversion is {format_version(smin)}, newer than "
+            f"the {format_version(wanted)} this spawner asks for; set "
+            "ZunSpawner.zun_api_version or upgrade magnum-spawner"
+        )
+    if smax >= wanted:
+        return format_version(wanted)
+    if smax >= required:
+        return format_version(smax)
+    raise VersionError(
+        f"the Zun API supports microversions up to {format_version(smax)}, but this "
+        f"spawner needs at least {format_version(required)}; upgrade Zun"
+    )
+
+
+def _error_detail(response):
+    """Zun's ``{"errors": [{"detail", "title", ...}]}`` as one sentence."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail = ""
+    request_id = response.headers.get("X-Openstack-Request-Id")
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        parts = []
+        for err in body["errors"]:
+            if not isinstance(err, dict):
+                continue
+            text = err.get("detail") or err.get("title") or ""
+            # Schema errors carry the whole JSON schema after a blank line.
+            parts.append(text.split("\n\n")[0].strip())
+            request_id = request_id or err.get("request_id") or None
+        detail = "; ".join(p for p in parts if p)
+    if not detail:
+        detail = (response.reason or f"HTTP {response.status_code}").strip()
+        if response.status_code >= 500 and not response.text:
+            detail += " (empty body; a too-high OpenStack-API-Version looks like this)"
+    return detail, request_id
+
+
+class ZunClient:
+    """Asynchronous Zun API client on one keystoneauth session."""
+
+    def __init__(
+        self,
+        session,
+        *,
+        region_name=None,
+        interface=None,
+        api_version=DEFAULT_API_VERSION,
+        min_api_version=MIN_API_VERSION,
+        max_workers=8,
+        connect_retries=3,
+        status_code_retries=2,
+        endpoint_override=None,
+        timeout=60,
+    ):
+        self.session = session
+        self.wanted_version = api_version
+        self.min_api_version = min_api_version
+        self.api_version = None
+        self.timeout = timeout
+        self._adapter_args = dict(
+            session=session,
+            service_type="container",
+            interface=interface,
+            region_name=region_name,
+            endpoint_override=endpoint_override,
+            connect_retries=connect_retries,
+            status_code_retries=status_code_retries,
+            retriable_status_codes=[502, 503, 504],
+        )
+        self.adapter = self._make_adapter(api_version)
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="zun-api"
+        )
+        self._version_lock = asyncio.Lock()
+
+    def _make_adapter(self, version):
+        return ks_adapter.Adapter(default_microversion=version, **self._adapter_args)
+
+    # -- plumbing -----------------------------------------------------------
+
+    async def _run(self, func, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: func(*args, **kwargs))
+
+    def _request_sync(self, method, url, *, idempotent=True, **kwargs):
+        kwargs.setdefault("raise_exc", False)
+        kwargs.setdefault("timeout", self.timeout)
+        if not idempotent:
+            # A POST that reached the server but whose answer was lost must not be
+            # sent again: it could make a second container.
+            kwargs["connect_retries"] = 0
+            kwargs["status_code_retries"] = 0
+        try:
+            resp = self.adapter.request(url, method, **kwargs)
+        except ks_exc.Unauthorized as e:
+            raise AuthenticationFailed(
+                f"Keystone refused the credentials ({e.message or e})", status=401,
+                service="keystone",
+            ) from None
+        except ks_exc.EndpointNotFound:
+            raise Unreachable(
+                "no 'container' endpoint in the Keystone catalog for this region and "
+                "interface (is Zun installed on this cloud?)"
+            ) from None
+        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError) as e:
+            raise Unreachable(f"cannot reach the Zun API: {e}") from None
+        except ks_exc.ClientException as e:
+            raise CloudError(f"request failed: {e}") from None
+        if resp.status_code >= 400:
+            detail, request_id = _error_detail(resp)
+            raise error_for_status(resp.status_code, detail, request_id=request_id)
+        return resp
+
+    async def _request(self, method, url, **kwargs):
+        await self.ensure_version()
+        return await self._run(self._request_sync, method, url, **kwargs)
+
+    def _root_url(self):
+        endpoint = self.adapter.get_endpoint()
+        if not endpoint:
+            raise Unreachable("no 'container' endpoint in the Keystone catalog")
+        parts = urlsplit(endpoint)
+        # The catalog names .../v1; the version range is on the service root.
+        path = re.sub(r"/v1/?$", "/", parts.path) or "/"
+        return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+    def _read_versions_sync(self):
+        try:
+            root = self._root_url()
+        except ks_exc.EndpointNotFound:
+            raise Unreachable(
+                "no 'container' endpoint in the Keystone catalog (is Zun installed?)"
+            ) from None
+        except ks_exc.Unauthorized as e:
+            raise AuthenticationFailed(
+                f"Keystone refused the credentials ({e.message or e})", status=401,
+                service="keystone",
+            ) from None
+        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout) as e:
+            raise Unreachable(f"cannot reach Keystone: {e}", service="keystone") from None
+        try:
+            resp = self.session.get(
+                root, authenticated=False, raise_exc=False, timeout=self.timeout,
+                connect_retries=self._adapter_args["connect_retries"],
+            )
+        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError) as e:
+            raise Unreachable(f"cannot reach the Zun API at {root}: {e}") from None
+        if resp.status_code >= 400:
+            detail, request_id = _error_detail(resp)
+            raise error_for_status(resp.status_code, detail, request_id=request_id)
+        body = resp.json()
+        versions = [v for v in body.get("versions", []) if v.get("id") == "v1"]
+        doc = versions[0] if versions else body.get("default_version") or {}
+        if not doc.get("max_version"):
+            raise VersionError(f"the Zun root {root} has no version range")
+        return doc.get("min_version") or "1.1", doc["max_version"]
+
+    async def ensure_version(self):
+        """Read the server's version range once and settle on a microversion."""
+        if self.api_version is not None:
+            return self.api_version
+        async with self._version_lock:
+            if self.api_version is None:
+                smin, smax = await self._run(self._read_versions_sync)
+                chosen = negotiate_version(
+                    self.wanted_version, self.min_api_version, smin, smax
+                )
+                if chosen != self.wanted_version:
+                    log.warning(
+                        "Zun supports microversions up to %s; using %s instead of %s",
+                        smax, chosen, self.wanted_version,
+                    )
+                    self.adapter = self._make_adapter(chosen)
+                self.api_version = chosen
+        return self.api_version
+
+    # -- containers ---------------------------------------------------------
+
+    async def create(self, body, run=True):
+        """``POST /containers`` (202, asynchronous). Never retried blindly."""
+        params = {"run": "true"} if run else None
+        resp = await self._request(
+            "POST", "/containers", json=body, params=params, idempotent=False
+        )
+        return resp.json()
+
+    async def get(self, ident):
+        """``GET /containers/<uuid>``; raises :class:`NotFound` when it is gone."""
+        resp = await self._request("GET", f"/containers/{ident}")
+        return resp.json()
+
+    async def list(self, name=None, limit=100, **filters):
+        """Every container of the project, following Zun's ``next`` links."""
+        params = {"limit": limit}
+        if name is not None:
+            params["name"] = name
+        params.update(filters)
+        out = []
+        url = "/containers"
+        while url:
+            resp = await self._request("GET", url, params=params)
+            body = resp.json()
+            page = body.get("containers") or []
+            out.extend(page)
+            nxt = body.get("next")
+            # The next link already carries limit and marker; an empty page ends it.
+            url, params = (nxt, None) if nxt and page else (None, None)
+        return out
+
+    async def find_by_name(self, name):
+        """Containers whose name is exactly ``name`` (Zun allows duplicates)."""
+        return [c for c in await self.list(name=name) if c.get("name") == name]
+
+    async def start(self, ident):
+        await self._request("POST", f"/containers/{ident}/start")
+
+    async def stop(self, ident, timeout=10):
+        await self._request(
+            "POST", f"/containers/{ident}/stop", params={"timeout": int(timeout)}
+        )
+
+    async def delete(self, ident):
+        """Stop and delete (``?stop=true``); ``force`` is admin-only and never used."""
+        await self._request("DELETE", f"/containers/{ident}", params={"stop": "true"})
+
+    async def logs(self, ident, tail=50):
+        resp = await self._request(
+            "GET",
+            f"/containers/{ident}/logs",
+            params={"stdout": "true", "stderr": "true", "tail": str(tail)},
+        )
+        return resp.text
+
+    async def delete_and_wait(self, ident, timeout=60, interval=1.0):
+        """Delete and wait until Zun answers 404 for the container."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                await self.delete(ident)
+                break
+            except NotFound:
+                return
+            except CloudError as e:
+                # 409 while Zun is still busy with it (creating, stopping...)
+                if e.status != 409 or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(interval)
+        while loop.time() < deadline:
+            try:
+                await self.get(ident)
+            except NotFound:
+                return
+            await asyncio.sleep(interval)
+        raise CloudError(f"container {ident} was not gone after {timeout} s")
+
+    def close(self):
+        self._executor.shutdown(wait=False)

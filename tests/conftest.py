@@ -1,0 +1,45 @@
+import pytest
+import requests_mock
+
+from magnum_spawner import auth, spawner
+from magnum_spawner.poller import HubPoller
+
+from .recorded import KEYSTONE, RecordedCloud
+
+OS_VARS = ("OS_CLOUD", "OS_AUTH_URL", "OS_CLIENT_CONFIG_FILE", "OS_USERNAME",
+           "OS_PASSWORD", "OS_PROJECT_NAME", "OS_APPLICATION_CREDENTIAL_ID",
+           "OS_APPLICATION_CREDENTIAL_SECRET", "OS_AUTH_TYPE", "OS_REGION_NAME")
+
+PASSWORD_AUTH = {
+    "auth_url": f"{KEYSTONE}/v3",
+    "username": "jhubuser",
+    "password": "s3cret-pw",
+    "project_name": "jhub",
+    "user_domain_id": "default",
+    "project_domain_id": "default",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    """No test sees the developer's clouds.yaml, OS_* variables or shared state."""
+    for var in OS_VARS:
+        monkeypatch.delenv(var, raising=False)
+    empty = tmp_path / "no-clouds.yaml"
+    empty.write_text("clouds: {}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    auth.reset_cache()
+    spawner._clients.clear()
+    yield
+    HubPoller.stop_all()
+    for client in spawner._clients.values():
+        client.close()
+    spawner._clients.clear()
+    auth.reset_cache()
+
+
+@pytest.fixture
+def cloud():
+    with requests_mock.Mocker() as m:
+        yield RecordedCloud(m)

@@ -1,0 +1,41 @@
+"""Building spawners for tests without a running hub."""
+
+from jupyterhub.objects import Hub, Server
+from traitlets.config import Config
+
+from magnum_spawner import ZunSpawner
+
+from .conftest import PASSWORD_AUTH
+
+
+class FakeUser:
+    """The few attributes of jupyterhub.user.User a Spawner reads."""
+
+    def __init__(self, name="alice", groups=()):
+        self.name = name
+        self.escaped_name = name
+        self.url = f"/user/{name}/"
+        self.groups = list(groups)
+
+    def progress_url(self, server_name=""):
+        return f"/hub/api/users/{self.name}/server/progress"
+
+
+def make_spawner(username="alice", servername="", config=None, **traits):
+    cfg = Config()
+    cfg.ZunSpawner.auth = dict(PASSWORD_AUTH)
+    cfg.ZunSpawner.use_hub_poller = False
+    cfg.ZunSpawner.start_timeout = 20
+    for key, value in (config or {}).items():
+        setattr(cfg.ZunSpawner, key, value)
+    spawner = ZunSpawner(
+        user=FakeUser(username),
+        hub=Hub(),
+        name=servername,
+        config=cfg,
+        api_token="hub-api-token-secret",
+        oauth_client_id=f"jupyterhub-user-{username}",
+        **traits,
+    )
+    spawner.server = Server(base_url=f"/user/{username}/{servername}")
+    return spawner
