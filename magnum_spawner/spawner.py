@@ -601,13 +601,3 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
             self.log.error("Stopping %s failed: %s", self._log_name, e)
             raise
         self.container_id = None
-
-    def extra_labels(self):
-        """Labels added by flavors/volumes (flavor and image names)."""
-        return {}
-
-    def flavor_cpu_policy(self):
-        return None
-
-    def flavor_disk(self):
-        return None
