@@ -1,0 +1,213 @@
+"""Real processes under the real supervisor: namespaces, cgroups, exit codes.
+
+Needs root and cgroup v1 (marked ``localcloud``); each test takes < 2 s
+except the stop-timeout one.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from conftest import needs_root
+from zun_local_driver import addresses
+from zun_local_driver import cgroups
+from zun_local_driver import runtime
+from zun_local_driver import supervisor as sv
+
+pytestmark = [pytest.mark.localcloud, needs_root]
+
+PY = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') \
+    else sys.executable
+
+
+def make(state_dir, argv, cgroup_parent=None, memory_mib=None, env=None,
+         mounts=None, cwd='/', hostname='ctest'):
+    cid = str(uuid.uuid4())
+    cdir = runtime.ContainerDir(state_dir, cid)
+    spec = {'argv': argv, 'env': env or {'PATH': '/usr/bin:/bin'},
+            'cwd': cwd, 'hostname': hostname, 'mounts': mounts or []}
+    if cgroup_parent:
+        cg = cgroups.CgroupSet('/sys/fs/cgroup', cgroup_parent, cid)
+        spec.update(cg.create(memory_mib=memory_mib,
+                              default_memory_swap_mib=-1, cpu=0.5))
+    cdir.write_spec(spec)
+    return cdir
+
+
+def wait_status(cdir, timeout=10):
+    assert cdir.wait_exited(timeout)
+    state, details = cdir.state()
+    assert state == runtime.EXITED
+    return details
+
+
+def test_exit_code_pid1_hostname_and_private_proc(state_dir):
+    cdir = make(state_dir, ['sh', '-c',
+                            'echo pid=$$ host=$(hostname); '
+                            'ls /proc | grep -c "^[0-9]"; exit 3'])
+    report = cdir.start()
+    assert report == {'ok': True, 'error': None}
+    details = wait_status(cdir)
+    assert details['exit_code'] == 3 and details['signal'] is None
+    assert not details['oom']
+    out = cdir.read_log().split()
+    assert out[0] == 'pid=1' and out[1] == 'host=ctest'
+    assert int(out[2]) <= 3  # only the container's processes are visible
+    assert cdir.wait_supervisor_gone(5)
+
+
+def test_bad_command_is_exit_127(state_dir):
+    cdir = make(state_dir, ['no-such-command-here'])
+    report = cdir.start()
+    assert not report['ok'] and 'no-such-command-here' in report['error']
+    details = wait_status(cdir)
+    assert details['exit_code'] == 127
+
+
+def test_environment_and_workdir(state_dir, tmp_path):
+    cdir = make(state_dir, ['sh', '-c', 'echo "$FOO $(pwd)"'],
+                env={'PATH': '/usr/bin:/bin', 'FOO': 'bar'},
+                cwd=str(tmp_path))
+    cdir.start()
+    wait_status(cdir)
+    assert cdir.read_log().strip() == 'bar %s' % tmp_path
+
+
+def test_kill_from_outside_is_137_without_oom(state_dir, cgroup_parent):
+    cdir = make(state_dir, ['sleep', '60'], cgroup_parent, memory_mib=64)
+    assert cdir.start()['ok']
+    state, _ = cdir.state()
+    assert state == runtime.RUNNING
+    os.kill(cdir.supervisor()['child_pid'], 9)
+    details = wait_status(cdir)
+    assert (details['exit_code'], details['signal'], details['oom']) == \
+        (137, 9, False)
+
+
+def test_oom_kill_under_64_mib(state_dir, cgroup_parent):
+    hog = 'x = []\nwhile True: x.append(bytearray(1 << 20))'
+    cdir = make(state_dir, [PY, '-c', hog], cgroup_parent, memory_mib=64)
+    t0 = time.monotonic()
+    assert cdir.start()['ok']
+    details = wait_status(cdir, timeout=20)
+    assert details['oom'] is True
+    assert details['exit_code'] == 137
+    assert time.monotonic() - t0 < 10
+    mem = '/sys/fs/cgroup/memory/%s/%s' % (cgroup_parent, cdir.uuid)
+    with open(mem + '/memory.limit_in_bytes') as f:
+        assert int(f.read()) == 64 * 1024 * 1024
+
+
+def test_stop_pid1_ignoring_sigterm_needs_sigkill(state_dir):
+    # pid 1 of a namespace ignores SIGTERM when it has no handler.
+    cdir = make(state_dir, ['sleep', '60'])
+    cdir.start()
+    t0 = time.monotonic()
+    state, details = cdir.stop(timeout=1)
+    assert state == runtime.EXITED and details['signal'] == 9
+    assert 0.9 < time.monotonic() - t0 < 5
+
+
+def test_stop_with_handler_exits_on_sigterm(state_dir):
+    code = ('import signal, sys, time\n'
+            'signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n'
+            'print("ready", flush=True)\n'
+            'time.sleep(60)\n')
+    cdir = make(state_dir, [PY, '-c', code])
+    cdir.start()
+    for _ in range(100):
+        if 'ready' in cdir.read_log():
+            break
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    state, details = cdir.stop(timeout=10)
+    assert details['exit_code'] == 0
+    assert time.monotonic() - t0 < 2
+
+
+def test_http_server_on_own_address(state_dir, tmp_path):
+    addr = addresses.allocate(str(tmp_path), '127.10.0.0/16', 'http-test')
+    argv = addresses.localise_argv(
+        [PY, '-m', 'http.server', '18888', '--bind', '0.0.0.0'], addr)
+    cdir = make(state_dir, argv)
+    assert cdir.start()['ok']
+    body = None
+    for _ in range(100):
+        try:
+            body = urllib.request.urlopen('http://%s:18888/' % addr,
+                                          timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.05)
+    assert body is not None
+    cdir.stop(timeout=0)
+
+
+def test_supervisor_survives_its_caller_and_is_adopted(state_dir):
+    cdir = make(state_dir, ['sleep', '30'])
+    cdir.start()
+    info = cdir.supervisor()
+    # The intermediate has exited; the supervisor is no child of ours.
+    with open('/proc/%d/stat' % info['pid']) as f:
+        ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+    assert ppid != os.getpid()
+    # A new ContainerDir object (a restarted zun-compute) sees it running.
+    again = runtime.ContainerDir(state_dir, cdir.uuid)
+    assert again.state()[0] == runtime.RUNNING
+    again.signal(9)
+    assert wait_status(again)['exit_code'] == 137
+
+
+def test_loop_volume_mounted_only_inside(state_dir, tmp_path):
+    image = str(tmp_path / 'vol.img')
+    with open(image, 'wb') as f:
+        f.truncate(64 * 1024 * 1024)
+    subprocess.run(['mkfs.ext4', '-q', '-F', '-m', '0', image], check=True)
+    target = str(tmp_path / 'mnt' / 'home' / 'jovyan')
+    mounts = [{'type': 'loop', 'source': image, 'target': target,
+               'fstype': 'ext4', 'options': 'loop,discard'}]
+    script = ('df -k %s | tail -1; echo hello > %s/f; stat -c %%U %s; '
+              'sleep 30' % (target, target, target))
+    cdir = make(state_dir, ['sh', '-c', script], mounts=mounts)
+    assert cdir.start()['ok']
+    for _ in range(100):
+        if 'root' in cdir.read_log():
+            break
+        time.sleep(0.02)
+    size_k = int(cdir.read_log().split()[1])
+    assert 50 * 1024 < size_k <= 64 * 1024
+    assert cdir.read_log().split()[-1] == 'root'
+    # Invisible on the host, and a second mount of the image is refused.
+    assert not os.path.exists(os.path.join(target, 'f'))
+    second = make(state_dir, ['true'], mounts=mounts)
+    report = second.start()
+    assert not report['ok'] and 'already loop-mounted' in report['error']
+    assert second.status()['exit_code'] == 125
+    cdir.signal(9)
+    wait_status(cdir)
+    assert cdir.wait_supervisor_gone(5)
+    # Mount points created for the container are removed afterwards, the
+    # loop device is released and the data stayed in the image.
+    assert not os.path.exists(str(tmp_path / 'mnt'))
+    assert subprocess.run(['losetup', '-j', image], capture_output=True,
+                          text=True).stdout == ''
+    check = make(state_dir, ['cat', os.path.join(target, 'f')],
+                 mounts=mounts)
+    check.start()
+    wait_status(check)
+    assert check.read_log().strip() == 'hello'
+
+
+def test_status_file_is_json_written_atomically(state_dir):
+    cdir = make(state_dir, ['true'])
+    cdir.start()
+    wait_status(cdir)
+    names = os.listdir(cdir.path)
+    assert not [n for n in names if '.tmp.' in n]
+    with open(cdir.file(sv.STATUS_FILE)) as f:
+        assert json.load(f)['exit_code'] == 0
