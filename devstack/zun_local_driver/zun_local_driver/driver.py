@@ -70,6 +70,8 @@ def describe_exit(details, memory_mib=None):
         reason = 'OOMKilled: the container ran out of memory%s' % limit
     elif details.get('error'):
         reason = details['error']
+    elif details.get('requested'):
+        reason = None  # stopped or killed through the API, as asked
     elif details.get('signal'):
         reason = 'Killed by %s' % _signal_name(details['signal'])
     return detail, reason
@@ -346,6 +348,8 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
             cg.freeze(False)
         timeout = CONF.docker.default_timeout if timeout is None \
             else int(timeout)
+        if cdir.child_alive():
+            cdir.mark_requested('stop')
         cdir.stop(timeout)
         return self._populate(container, force=True)
 
@@ -355,6 +359,8 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
             signum = runtime.parse_signal(signal)
         except ValueError as e:
             raise exception.Invalid(str(e))
+        if cdir.child_alive():
+            cdir.mark_requested('kill')
         if cdir.signal(signum):
             if self._cgroups(container.uuid).frozen():
                 self._cgroups(container.uuid).freeze(False)

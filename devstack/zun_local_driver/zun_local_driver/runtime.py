@@ -19,6 +19,7 @@ from zun_local_driver import supervisor as sv
 
 SUPERVISOR_SCRIPT = os.path.abspath(sv.__file__.replace('.pyc', '.py'))
 SUPERVISOR_LOG = 'supervisor.log'
+REQUESTED_FILE = 'requested.json'
 
 CREATED = 'created'
 RUNNING = 'running'
@@ -104,7 +105,7 @@ class ContainerDir(object):
         status = self.status()
         info = self.supervisor() or {}
         if status is not None:
-            return EXITED, status
+            return EXITED, self._with_request(status)
         if info:
             if self.child_alive():
                 return RUNNING, {'started_at': info.get('exec_started_at')}
@@ -121,12 +122,24 @@ class ContainerDir(object):
                 time.sleep(0.05)
                 status = self.status()
                 if status is not None:
-                    return EXITED, status
+                    return EXITED, self._with_request(status)
             return RUNNING, {'started_at': info.get('exec_started_at')}
         return CREATED, {}
 
+    def _with_request(self, status):
+        request = self._read(REQUESTED_FILE)
+        if request:
+            status = dict(status, requested=request.get('action'))
+        return status
+
+    def mark_requested(self, action):
+        """Remember that the API asked for this stop/kill (not an outside
+        kill), so the exit is not reported as a failure."""
+        sv.write_json_atomic(self.file(REQUESTED_FILE),
+                             {'action': action, 'at': sv.utcnow_iso()})
+
     def clear_run_files(self):
-        for name in (sv.STATUS_FILE, sv.SUPERVISOR_FILE):
+        for name in (sv.STATUS_FILE, sv.SUPERVISOR_FILE, REQUESTED_FILE):
             try:
                 os.unlink(self.file(name))
             except FileNotFoundError:

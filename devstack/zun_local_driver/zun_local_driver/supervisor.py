@@ -192,6 +192,10 @@ def teardown_mounts(mounted, created_dirs):
             pass
 
 
+class ExecError(Exception):
+    """(exit code, message) of a command that could not be exec'd."""
+
+
 def child_main(spec, go_r, err_w, log_fd):
     """Runs as pid 1 of the new pid namespace; never returns."""
     try:
@@ -220,13 +224,21 @@ def child_main(spec, go_r, err_w, log_fd):
         os.chdir(spec.get('cwd') or '/')
         argv = spec['argv']
         env = spec.get('env') or {}
-        os.execvpe(argv[0], argv, env)
+        try:
+            os.execvpe(argv[0], argv, env)
+        except FileNotFoundError:
+            where = 'no such file' if '/' in argv[0] else \
+                'executable file not found in $PATH'
+            raise ExecError(127, 'exec: "%s": %s' % (argv[0], where))
+        except PermissionError:
+            raise ExecError(126, 'exec: "%s": permission denied' % argv[0])
     except BaseException as e:  # report and die like a shell would
-        code = 127
-        if isinstance(e, OSError) and e.errno in (errno.EACCES,
-                                                  errno.ENOEXEC):
-            code = 126
-        msg = '%s: %s' % (type(e).__name__, e)
+        if isinstance(e, ExecError):
+            code, msg = e.args
+        else:
+            code = 126 if isinstance(e, OSError) and e.errno in (
+                errno.EACCES, errno.ENOEXEC) else 127
+            msg = 'container init failed: %s: %s' % (type(e).__name__, e)
         try:
             os.write(err_w, json.dumps({'code': code,
                                         'error': msg}).encode())
