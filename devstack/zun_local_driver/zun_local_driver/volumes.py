@@ -21,7 +21,7 @@ import socket
 import subprocess
 import uuid
 
-from oslo_log import log as logging
+import logging
 
 LOG = logging.getLogger(__name__)
 
