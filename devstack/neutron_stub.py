@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""A tiny read-only Neutron for the local cloud (stdlib only).
+
+Zun asks Neutron for a network when a container is created without ``nets``
+(``zun.network.neutron.NeutronAPI.get_available_network``: first
+``GET /v2.0/networks?tenant_id=<project>&shared=False``, then
+``?shared=True``) and, for explicit ``nets``, looks a network up by id or name.
+The container driver of ``devstack/zun_local_driver`` does the networking
+itself (loopback addresses), so one shared network with one subnet is all
+there is.  Unknown paths answer 404 and are logged, which is how a missing
+call shows up in ``logs/neutron.log``.
+
+No authentication is checked: it listens on 127.0.0.1 only.
+
+Usage: neutron_stub.py [--host 127.0.0.1] [--port 9696]
+"""
+
+import argparse
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+NETWORK_ID = "5c0a1f1e-7d3b-4f4e-9a57-0c1a1b2c3d4e"
+SUBNET_ID = "9d2b3c4e-5f60-4a71-8b92-a3b4c5d6e7f8"
+PROJECT_ID = "00000000000000000000000000000000"
+CREATED = "2026-01-01T00:00:00Z"
+
+NETWORK = {
+    "id": NETWORK_ID,
+    "name": "local-net",
+    "description": "loopback network of the local cloud",
+    "admin_state_up": True,
+    "status": "ACTIVE",
+    "shared": True,
+    "router:external": False,
+    "subnets": [SUBNET_ID],
+    "tenant_id": PROJECT_ID,
+    "project_id": PROJECT_ID,
+    "mtu": 65536,
+    "port_security_enabled": False,
+    "provider:network_type": "local",
+    "provider:physical_network": None,
+    "provider:segmentation_id": None,
+    "availability_zones": ["nova"],
+    "availability_zone_hints": [],
+    "ipv4_address_scope": None,
+    "ipv6_address_scope": None,
+    "is_default": True,
+    "tags": [],
+    "created_at": CREATED,
+    "updated_at": CREATED,
+    "revision_number": 1,
+}
+
+SUBNET = {
+    "id": SUBNET_ID,
+    "name": "local-subnet",
+    "description": "",
+    "network_id": NETWORK_ID,
+    "ip_version": 4,
+    "cidr": "127.0.0.0/8",
+    "gateway_ip": None,
+    "enable_dhcp": False,
+    "allocation_pools": [{"start": "127.0.1.1", "end": "127.0.255.254"}],
+    "dns_nameservers": [],
+    "host_routes": [],
+    "ipv6_address_mode": None,
+    "ipv6_ra_mode": None,
+    "subnetpool_id": None,
+    "tenant_id": PROJECT_ID,
+    "project_id": PROJECT_ID,
+    "tags": [],
+    "created_at": CREATED,
+    "updated_at": CREATED,
+    "revision_number": 1,
+}
+
+SECURITY_GROUP = {
+    "id": "3f0c6d1a-2b4e-4c8d-9e0f-1a2b3c4d5e6f",
+    "name": "default",
+    "description": "default",
+    "security_group_rules": [],
+    "tenant_id": PROJECT_ID,
+    "project_id": PROJECT_ID,
+    "stateful": True,
+    "tags": [],
+    "created_at": CREATED,
+    "updated_at": CREATED,
+    "revision_number": 1,
+}
+
+COLLECTIONS = {
+    "networks": [NETWORK],
+    "subnets": [SUBNET],
+    "ports": [],
+    "security-groups": [SECURITY_GROUP],
+    "floatingips": [],
+    "routers": [],
+    "trunks": [],
+    "qos/policies": [],
+    "subnetpools": [],
+    "network-ip-availabilities": [],
+}
+# JSON keys differ from URL segments for some collections.
+JSON_KEYS = {"security-groups": "security_groups", "qos/policies": "policies",
+             "network-ip-availabilities": "network_ip_availabilities"}
+# Filters matched against a project: every project sees the shared network.
+PROJECT_FILTERS = {"tenant_id", "project_id"}
+# Query keys that are not filters.
+NON_FILTERS = {"fields", "limit", "marker", "sort_key", "sort_dir",
+               "page_reverse", "verbose"}
+
+
+def _matches(item, key, values):
+    if key in NON_FILTERS or key in PROJECT_FILTERS:
+        return True
+    if key not in item:
+        return True  # unknown attribute: ignore, like an unsupported filter
+    have = item[key]
+    for value in values:
+        if isinstance(have, bool):
+            if value.lower() in ("true", "1") and have:
+                return True
+            if value.lower() in ("false", "0") and not have:
+                return True
+        elif isinstance(have, list):
+            if value in have:
+                return True
+        elif str(have) == value:
+            return True
+    return False
+
+
+def _select(item, fields):
+    if not fields:
+        return item
+    return {k: v for k, v in item.items() if k in fields}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "neutron-stub/1"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # noqa: D102 - to stderr with a time
+        sys.stderr.write("%s %s\n" % (time.strftime("%H:%M:%S"), fmt % args))
+        sys.stderr.flush()
+
+    def _send(self, status, body):
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Openstack-Request-Id", "req-neutron-stub")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _not_found(self, what):
+        self.log_message("UNHANDLED %s %s", self.command, self.path)
+        self._send(404, {"NeutronError": {
+            "type": "HTTPNotFound", "message": "%s not found" % what,
+            "detail": ""}})
+
+    def _read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+
+    def do_GET(self):  # noqa: N802
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/")
+        if path.endswith(".json"):
+            path = path[: -len(".json")]
+        if path in ("", "/"):
+            return self._send(200, {"versions": [{
+                "id": "v2.0", "status": "CURRENT",
+                "links": [{"rel": "self",
+                           "href": "http://127.0.0.1:9696/v2.0/"}]}]})
+        if path == "/v2.0":
+            return self._send(200, {"resources": [
+                {"name": k.rstrip("s"), "collection": k,
+                 "links": [{"rel": "self",
+                            "href": "http://127.0.0.1:9696/v2.0/%s" % k}]}
+                for k in COLLECTIONS]})
+        if path == "/v2.0/extensions":
+            return self._send(200, {"extensions": []})
+        if not path.startswith("/v2.0/"):
+            return self._not_found(path)
+        rest = path[len("/v2.0/"):]
+        query = {}
+        for key, value in parse_qsl(url.query, keep_blank_values=True):
+            query.setdefault(key, []).append(value)
+        fields = set(query.get("fields", []))
+        for coll, items in COLLECTIONS.items():
+            key = JSON_KEYS.get(coll, coll.replace("-", "_"))
+            if rest == coll:
+                found = [
+                    _select(i, fields) for i in items
+                    if all(_matches(i, k, v) for k, v in query.items())
+                ]
+                return self._send(200, {key: found})
+            if rest.startswith(coll + "/"):
+                ident = rest[len(coll) + 1:]
+                for item in items:
+                    if item["id"] == ident:
+                        single = key[:-1] if key.endswith("s") else key
+                        if key == "policies":
+                            single = "policy"
+                        return self._send(200, {single: _select(item, fields)})
+                return self._not_found("%s %s" % (coll, ident))
+        return self._not_found(rest)
+
+    def do_HEAD(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _unsupported(self):
+        self._read_body()
+        self._not_found(self.path)
+
+    do_POST = do_PUT = do_DELETE = _unsupported  # noqa: N815
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9696)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    sys.stderr.write("neutron stub on http://%s:%d/ network %s\n"
+                     % (args.host, args.port, NETWORK_ID))
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
