@@ -478,7 +478,12 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
             LOG.exception('Volume image clean-up failed')
 
     def sweep_volume_images(self, context=None):
-        """Delete image files whose Cinder volume no longer exists."""
+        """Delete image files whose Cinder volume no longer exists.
+
+        Conservative: an image goes only if an all-projects listing (which
+        must be an admin's view) lacks its volume AND a GET of the volume
+        is a 404, and no loop device still uses it.
+        """
         ids = self.volume_images.ids()
         if not ids:
             return []
@@ -486,13 +491,25 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
         from zun.volume import cinder_api
         context = context or zun_context.get_admin_context()
         api = cinder_api.CinderAPI(context)
+        listed = api.cinder.volumes.list(search_opts={'all_tenants': 1})
+        if listed and not all(hasattr(v, 'os-vol-tenant-attr:tenant_id')
+                              for v in listed):
+            LOG.warning('Volume image clean-up skipped: the Cinder listing '
+                        'is not an admin view')
+            return []
+        known = set(v.id for v in listed)
         removed = []
         for volume_id in ids:
+            if volume_id in known:
+                continue
             try:
                 api.get(volume_id)
             except cinder_exc.NotFound:
                 if self.volume_images.remove(volume_id):
                     removed.append(volume_id)
+        if removed:
+            LOG.info('Removed %d volume image(s) of deleted Cinder volumes: '
+                     '%s', len(removed), ', '.join(removed))
         return removed
 
     # ------------------------------------------------------------------
