@@ -211,3 +211,18 @@ def test_status_file_is_json_written_atomically(state_dir):
     assert not [n for n in names if '.tmp.' in n]
     with open(cdir.file(sv.STATUS_FILE)) as f:
         assert json.load(f)['exit_code'] == 0
+
+
+def test_pid_file_names_a_killable_process_group(state_dir):
+    cdir = make(state_dir, ['sh', '-c', 'sleep 30 & sleep 30'])
+    cdir.start()
+    with open(cdir.file(sv.PID_FILE)) as f:
+        pid = int(f.read())
+    assert pid == cdir.supervisor()['child_pid']
+    for _ in range(50):  # pid 1 calls setsid() right after release
+        if os.getpgid(pid) == pid:
+            break
+        time.sleep(0.02)
+    os.killpg(pid, 9)  # what `local-cloud down` does, after SIGTERM
+    assert wait_status(cdir)['exit_code'] == 137
+    assert not os.path.exists(cdir.file(sv.PID_FILE))

@@ -139,7 +139,8 @@ class ContainerDir(object):
                              {'action': action, 'at': sv.utcnow_iso()})
 
     def clear_run_files(self):
-        for name in (sv.STATUS_FILE, sv.SUPERVISOR_FILE, REQUESTED_FILE):
+        for name in (sv.STATUS_FILE, sv.SUPERVISOR_FILE, REQUESTED_FILE,
+                     sv.PID_FILE):
             try:
                 os.unlink(self.file(name))
             except FileNotFoundError:

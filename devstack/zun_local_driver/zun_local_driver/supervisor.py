@@ -55,6 +55,10 @@ SPEC_FILE = 'spec.json'
 SUPERVISOR_FILE = 'supervisor.json'
 STATUS_FILE = 'status.json'
 OUTPUT_FILE = 'output.log'
+# Plain-text pid of the container's pid 1, which leads its own process
+# group: `kill -- -<pid>` stops the container (what local-cloud's `down`
+# does).  Present only while pid 1 lives.
+PID_FILE = 'pid'
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -326,6 +330,10 @@ def run_supervisor(state_dir, spec, reporter):
         started['child_starttime'] = child['starttime']
         started['exec_started_at'] = utcnow_iso()
         write_json_atomic(os.path.join(state_dir, SUPERVISOR_FILE), started)
+        pid_tmp = os.path.join(state_dir, PID_FILE + '.tmp')
+        with open(pid_tmp, 'w') as f:
+            f.write('%d\n' % pid)
+        os.rename(pid_tmp, os.path.join(state_dir, PID_FILE))
         forward[signal.SIGTERM] = signal.signal(signal.SIGTERM, _forward)
         os.write(go_w, b'g')
     except Exception as e:
@@ -365,6 +373,10 @@ def run_supervisor(state_dir, spec, reporter):
             wstatus = None
             break
     finished_at = utcnow_iso()
+    try:
+        os.unlink(os.path.join(state_dir, PID_FILE))
+    except FileNotFoundError:
+        pass
     oom = read_oom_kills(memory_cgroup) > oom_before
     if wstatus is None:
         code, sig = 255, None
