@@ -162,6 +162,11 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
             _set_if_changed(container, 'status_detail', detail)
             _set_if_changed(container, 'status_reason', None)
         elif state == runtime.EXITED:
+            if container.status == consts.ERROR and \
+                    not details.get('started_at'):
+                # Set-up failed before exec: keep the Error the manager
+                # recorded (Docker's start would have failed the same way).
+                return container
             detail, reason = describe_exit(details, self._memory_mib(container))
             _set_if_changed(container, 'status', consts.STOPPED)
             _set_if_changed(container, 'status_detail', detail)
