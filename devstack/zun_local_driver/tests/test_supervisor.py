@@ -226,3 +226,27 @@ def test_pid_file_names_a_killable_process_group(state_dir):
     os.killpg(pid, 9)  # what `local-cloud down` does, after SIGTERM
     assert wait_status(cdir)['exit_code'] == 137
     assert not os.path.exists(cdir.file(sv.PID_FILE))
+
+
+def test_memory_and_memsw_limits_written_in_a_valid_order(cgroup_parent):
+    cg = cgroups.CgroupSet('/sys/fs/cgroup', cgroup_parent, 'limits')
+    base = '/sys/fs/cgroup/memory/%s/limits/' % cgroup_parent
+
+    def limits():
+        with open(base + 'memory.limit_in_bytes') as f:
+            mem = int(f.read())
+        with open(base + 'memory.memsw.limit_in_bytes') as f:
+            memsw = int(f.read())
+        return mem // 2 ** 20, memsw // 2 ** 20
+
+    cg.create(memory_mib=64, default_memory_swap_mib=100, cpu=0.001)
+    assert limits() == (64, 100)
+    cg.update(memory_mib=512, default_memory_swap_mib=100)  # raise past memsw
+    assert limits() == (512, 512)
+    cg.update(memory_mib=32, default_memory_swap_mib=-1)  # lower, memsw off
+    assert limits()[0] == 32 and limits()[1] > 2 ** 30
+    cg.update(memory_mib=48, default_memory_swap_mib=40)  # memsw < memory
+    assert limits() == (48, 48)
+    with open('/sys/fs/cgroup/cpu/%s/limits/cpu.shares' % cgroup_parent) as f:
+        assert int(f.read()) == 2
+    assert cg.remove()
