@@ -250,3 +250,19 @@ def test_memory_and_memsw_limits_written_in_a_valid_order(cgroup_parent):
     with open('/sys/fs/cgroup/cpu/%s/limits/cpu.shares' % cgroup_parent) as f:
         assert int(f.read()) == 2
     assert cg.remove()
+
+
+def test_stale_groups_removed_live_ones_kept(state_dir, cgroup_parent):
+    live = make(state_dir, ['sleep', '30'], cgroup_parent)
+    live.start()
+    cgroups.CgroupSet('/sys/fs/cgroup', cgroup_parent, 'gone').create()
+    keep_empty = cgroups.CgroupSet('/sys/fs/cgroup', cgroup_parent, 'known')
+    keep_empty.create()
+    removed = cgroups.remove_stale('/sys/fs/cgroup', cgroup_parent,
+                                   {'known'})
+    # 'gone' is empty and unknown; the live one is unknown but busy.
+    assert removed == ['gone']
+    assert os.path.isdir(live.path and '/sys/fs/cgroup/memory/%s/%s'
+                         % (cgroup_parent, live.uuid))
+    live.signal(9)
+    wait_status(live)

@@ -217,3 +217,27 @@ class CgroupSet(object):
             if os.path.isdir(path):
                 ok = self._rmdir(path) and ok
         return ok
+
+
+def remove_stale(root, parent, keep):
+    """rmdir the empty per-container groups whose name is not in *keep*
+    (left behind when a state directory was wiped); returns their names."""
+    removed = set()
+    for controller in CgroupSet.CONTROLLERS + ('cpuset',):
+        base = os.path.join(root, controller, parent)
+        try:
+            names = os.listdir(base)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(base, name)
+            if name in keep or not os.path.isdir(path):
+                continue
+            try:
+                if _read(os.path.join(path, 'cgroup.procs')):
+                    continue
+                os.rmdir(path)
+                removed.add(name)
+            except OSError:
+                pass
+    return sorted(removed)

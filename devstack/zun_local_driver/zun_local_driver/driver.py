@@ -103,6 +103,14 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
             self.volume_drivers['cinder'] = volumes.build_cinder_driver(
                 self.volume_images)
         self._last_volume_sweep = 0.0
+        try:
+            stale = cgroups.remove_stale(
+                opts.cgroup_root, opts.cgroup_parent,
+                set(d.uuid for d in runtime.list_dirs(self.state_dir)))
+            if stale:
+                LOG.info('Removed %d stale container cgroup(s)', len(stale))
+        except Exception:
+            LOG.exception('Could not clean stale cgroups')
         LOG.info('Process container driver: state in %s, %d image(s): %s',
                  self.state_dir, len(self.images),
                  ', '.join('%s%s -> %s' % (r, ':' + t if t else '', d)
