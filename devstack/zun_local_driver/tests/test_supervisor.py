@@ -266,3 +266,19 @@ def test_stale_groups_removed_live_ones_kept(state_dir, cgroup_parent):
                          % (cgroup_parent, live.uuid))
     live.signal(9)
     wait_status(live)
+
+
+@pytest.mark.skipif(not os.path.isdir('/sys/fs/cgroup/cpuset'),
+                    reason='needs the cgroup v1 cpuset hierarchy')
+def test_dedicated_cpus_pin_the_process(state_dir, cgroup_parent):
+    cpu = max(os.sched_getaffinity(0))
+    cid = str(uuid.uuid4())
+    cdir = runtime.ContainerDir(state_dir, cid)
+    cg = cgroups.CgroupSet('/sys/fs/cgroup', cgroup_parent, cid)
+    spec = {'argv': ['sh', '-c', 'grep Cpus_allowed_list /proc/self/status'],
+            'env': {'PATH': '/usr/bin:/bin'}}
+    spec.update(cg.create(cpuset_cpus={cpu}, cpuset_mems={0}))
+    cdir.write_spec(spec)
+    assert cdir.start()['ok']
+    wait_status(cdir)
+    assert cdir.read_log().split()[-1] == str(cpu)
