@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -196,6 +197,14 @@ def main():
             df[1], int(df[1]) / 1024, logs.splitlines()[2]))
         if not 900 * 1024 < int(df[1]) <= 1024 * 1024:
             fail('unexpected volume size %s' % df[1])
+        r = zun.post('/containers/%s/execute?run=true&command=%s' % (
+            cid, urllib.parse.quote('df -k /home/jovyan')),
+            headers=ZUN_HEADERS, raise_exc=False)
+        if r.status_code != 200:
+            fail('exec: %s %s' % (r.status_code, r.text))
+        res = r.json()
+        step('exec "df -k /home/jovyan": exit %s, %s' % (
+            res['exit_code'], res['output'].splitlines()[-1]))
         if os.path.exists('/home/jovyan/f'):
             fail('the volume is visible on the host')
         step('DELETE ?stop=true -> 404 after %.2f s' % delete(zun, cid))
