@@ -187,8 +187,7 @@ def main():
             'memory': '128'})
         c, _ = wait_status(zun, cid, ('Running', 'Error', 'Stopped'))
         if c['status'] != 'Running':
-            fail('volume container %s: %s' % (c['status'],
-                                               c['status_reason']))
+            fail('volume container %s: %s' % (c['status'], c['status_reason']))
         step('container with 1 GiB volume Running in %.2f s; Cinder: %s'
              % (time.monotonic() - t, volume_status(cinder, vid)))
         logs, _ = wait_for(lambda: _logs(zun, cid), 'df output', 20)

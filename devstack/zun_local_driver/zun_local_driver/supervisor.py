@@ -39,7 +39,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
