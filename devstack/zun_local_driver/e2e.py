@@ -211,6 +211,22 @@ def main():
             lambda: volume_status(cinder, vid) == 'available' and 'ok',
             'volume available again', 30)
         step('Cinder volume back to available after %.2f s' % took)
+        # The data outlives the container: a new one sees the file.
+        cid = create(zun, {
+            'name': 'e2e-vol2-' + tag, 'image': IMAGE,
+            'command': ['sh', '-c', 'cat /home/jovyan/f'],
+            'mounts': [{'source': vid, 'destination': '/home/jovyan'}]})
+        c, _ = wait_status(zun, cid, ('Stopped', 'Error'))
+        out = zun.get('/containers/%s/logs' % cid, headers=ZUN_HEADERS)
+        text = out.json() if out.headers.get('Content-Type', '').startswith(
+            'application/json') else out.text
+        step('re-attached in a new container: %s, file reads %r' % (
+            c['status_detail'], text.strip()))
+        if text.strip() != 'data':
+            fail('data did not survive')
+        delete(zun, cid)
+        wait_for(lambda: volume_status(cinder, vid) == 'available',
+                 'volume available', 30)
         cinder.delete('/volumes/%s' % vid)
 
     # 6. Memory hog under 128 MiB -> Stopped, Exited(137), OOM.
