@@ -16,6 +16,7 @@ from traitlets import (
     Float,
     Integer,
     List,
+    TraitError,
     Unicode,
     Union,
     default,
@@ -259,7 +260,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
         try:
             objects.check_memory_mib(objects.memory_mib(value))
         except ValueError as e:
-            raise ValueError(f"ZunSpawner: {e}") from None
+            raise TraitError(f"ZunSpawner: {e}") from None
         return value
 
     @validate("cpu_limit")
@@ -268,12 +269,15 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
         try:
             objects.check_cpu(value)
         except ValueError as e:
-            raise ValueError(f"ZunSpawner: {e}") from None
+            raise TraitError(f"ZunSpawner: {e}") from None
         return value
 
     @validate("restart_policy")
     def _validate_restart_policy(self, proposal):
-        objects.restart_policy(proposal["value"])
+        try:
+            objects.restart_policy(proposal["value"])
+        except ValueError as e:
+            raise TraitError(f"ZunSpawner: {e}") from None
         return proposal["value"]
 
     def __init__(self, **kwargs):

@@ -91,6 +91,11 @@ def _error_detail(response):
             parts.append(text.split("\n\n")[0].strip())
             request_id = request_id or err.get("request_id") or None
         detail = "; ".join(p for p in parts if p)
+    if not detail and response.status_code == 406:
+        detail = (
+            "Not Acceptable: Zun refused the OpenStack-API-Version header "
+            "(it must read 'container X.Y')"
+        )
     if not detail:
         detail = (response.reason or f"HTTP {response.status_code}").strip()
         if response.status_code >= 500 and not response.text:
@@ -112,6 +117,7 @@ class ZunClient:
         max_workers=8,
         connect_retries=3,
         status_code_retries=2,
+        retry_delay=None,
         endpoint_override=None,
         timeout=60,
     ):
@@ -129,6 +135,8 @@ class ZunClient:
             connect_retries=connect_retries,
             status_code_retries=status_code_retries,
             retriable_status_codes=[502, 503, 504],
+            connect_retry_delay=retry_delay,
+            status_code_retry_delay=retry_delay,
         )
         self.adapter = self._make_adapter(api_version)
         self._executor = ThreadPoolExecutor(
