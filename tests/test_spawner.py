@@ -70,9 +70,9 @@ async def test_start_sends_the_exact_create_body_and_returns_the_address(cloud):
     assert env["JUPYTERHUB_USER"] == "alice"
     # inside the container the server binds all interfaces at the container port
     assert env["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:8888/user/alice/"
-    assert spawner.get_state() == {
-        "container_id": CONTAINER_UUID, "container_name": "jupyter-alice",
-    }
+    state = spawner.get_state()
+    assert state["container_id"] == CONTAINER_UUID
+    assert state["container_name"] == "jupyter-alice"
 
 
 async def test_memory_rounds_up_to_whole_mib(cloud):
