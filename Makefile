@@ -1,0 +1,54 @@
+# magnum-spawner: everything a fresh machine needs is installed by these targets.
+#
+#   make test        unit + recorded-API tests, then the end-to-end suite on the
+#                    local cloud (installs everything it needs; ~see README)
+#   make unit        unit + recorded-API tests only (seconds)
+#   make e2e         end-to-end tests on the local cloud only
+#   make demo        local cloud + JupyterHub on http://127.0.0.1:8000
+#   make demo-down   stop the demo and the local cloud
+#   make bench       the benchmarks in benchmarks/
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CACHE  := .cache
+CHP    := $(CACHE)/node/node_modules/.bin/configurable-http-proxy
+PYTEST_ARGS ?=
+
+.PHONY: test unit e2e demo demo-down bench venv chp clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+$(CHP):
+	mkdir -p $(CACHE)/node
+	npm install --silent --no-audit --no-fund --prefix $(CACHE)/node configurable-http-proxy@5
+
+chp: $(CHP)
+
+unit: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+e2e: venv chp
+	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" \
+	  $(PY) -m pytest -q -m localcloud tests/e2e devstack/zun_local_driver/tests $(PYTEST_ARGS)
+
+test: unit e2e
+
+demo: venv chp
+	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" $(PY) etc/demo.py
+
+demo-down:
+	-$(PY) etc/demo.py --down
+	devstack/local-cloud down
+
+bench: venv
+	$(PY) benchmarks/poller_vs_per_user_get.py
+
+clean:
+	-devstack/local-cloud down
+	rm -rf $(VENV) $(CACHE)
