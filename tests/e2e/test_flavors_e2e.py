@@ -1,0 +1,127 @@
+"""Flavors on the local cloud: the limits a flavor sets really hold.
+
+Needs the local cloud (``devstack/local-cloud up``) and the e2e harness's ``hub``
+fixture: ``hub.spawner(username, **config)`` returns a ZunSpawner set up for the
+local cloud (credentials, network, a hub_id of its own) with ``config`` applied
+as ``c.ZunSpawner`` settings, and stops every server it made at teardown.
+
+The local driver applies a container's ``memory`` as its memory cgroup limit and
+its ``cpu`` as ``cpu.shares = 1024 * cpu``: a weight that counts when processes
+compete for a core.  Run with ``pytest -m localcloud tests/e2e``.
+"""
+
+import asyncio
+import os
+import re
+import time
+
+import pytest
+
+pytestmark = pytest.mark.localcloud
+
+#: A program that waits HOLD seconds (so that start() sees it Running), then
+#: allocates ALLOC_MIB MiB in 16 MiB blocks, really touching every page.
+ALLOCATE = """
+import os, time
+time.sleep(float(os.environ["HOLD"]))
+blocks = []
+for n in range(int(os.environ["ALLOC_MIB"]) // 16):
+    blocks.append(b"\\x01" * (16 << 20))
+    print("allocated", (n + 1) * 16, "MiB", flush=True)
+print("survived", flush=True)
+time.sleep(3600)
+"""
+
+#: A busy loop pinned to one core for WINDOW seconds from the time written in
+#: the file GO (the local driver's containers share the host's filesystem);
+#: prints the CPU time it got.
+BUSY = """
+import os, time
+os.sched_setaffinity(0, {int(os.environ["CORE"])})
+while not os.path.exists(os.environ["GO"]):
+    time.sleep(0.05)
+with open(os.environ["GO"]) as f:
+    start_at = float(f.read())
+window = float(os.environ["WINDOW"])
+while time.time() < start_at:
+    time.sleep(0.02)
+used = time.process_time()
+while time.time() < start_at + window:
+    pass
+print("cpu_seconds", time.process_time() - used, flush=True)
+time.sleep(3600)
+"""
+
+FLAVORS = {
+    "tiny": {"cpu": 0.5, "memory": 128, "description": "for the memory test"},
+    "small": {"cpu": 0.5, "memory": 1024},
+    "large": {"cpu": 2, "memory": 1024},
+}
+
+
+def program(hub, username, flavor, script, **env):
+    spawner = hub.spawner(
+        username,
+        flavors=FLAVORS,
+        cmd=["python", "-c", script],
+        environment={k: str(v) for k, v in env.items()},
+        home_volume_size=0,  # no Cinder volume: only sizes are under test
+    )
+    spawner.user_options = {"flavor": flavor}
+    return spawner
+
+
+async def wait_for(predicate, timeout, interval=1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval)
+
+
+async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(hub):
+    killed = program(hub, "flavor-oom", "tiny", ALLOCATE, HOLD=3, ALLOC_MIB=512)
+    kept = program(hub, "flavor-roomy", "small", ALLOCATE, HOLD=3, ALLOC_MIB=512)
+    await asyncio.gather(killed.start(), kept.start())
+
+    async def stopped():
+        return await killed.poll()
+
+    status = await wait_for(stopped, timeout=60)
+    assert status == 137  # 128 + SIGKILL, from the kernel's OOM killer
+    container = await killed.zun.get(killed.container_id)
+    assert container["memory"] == "128"
+    assert "OOMKilled" in (container.get("status_reason") or "")
+
+    # the same program under a flavor with room for it is not killed
+    async def survived():
+        return "survived" in await kept.zun.logs(kept.container_id, tail=5)
+
+    assert await wait_for(survived, timeout=60)
+    assert await kept.poll() is None
+
+
+async def test_busy_containers_share_a_core_in_proportion_to_their_cpu(hub, tmp_path):
+    core = max(os.sched_getaffinity(0))
+    window = 12
+    go = tmp_path / "go"
+    env = {"CORE": core, "GO": go, "WINDOW": window}
+    small = program(hub, "flavor-cpu-small", "small", BUSY, **env)
+    large = program(hub, "flavor-cpu-large", "large", BUSY, **env)
+    await asyncio.gather(small.start(), large.start())
+    start_at = time.time() + 2
+    go.write_text(repr(start_at))
+    await asyncio.sleep(start_at + window + 2 - time.time())
+
+    async def cpu_seconds(spawner):
+        logs = await spawner.zun.logs(spawner.container_id, tail=5)
+        match = re.search(r"cpu_seconds ([0-9.]+)", logs)
+        assert match, f"no measurement in the logs: {logs!r}"
+        return float(match.group(1))
+
+    got_small, got_large = await cpu_seconds(small), await cpu_seconds(large)
+    # cpu.shares 512 against 2048: the large flavor gets four times the time
+    assert got_small + got_large > 0.5 * window, (got_small, got_large)
+    ratio = got_large / got_small
+    assert 2.8 < ratio < 5.5, (got_small, got_large)
