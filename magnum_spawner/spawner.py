@@ -207,6 +207,16 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
         """,
     )
 
+    workdir = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        Working directory of the server process inside the container (Zun
+        ``workdir``).  Default: the image's own.
+        """,
+    )
+
     unknown_grace_period = Integer(
         300,
         config=True,
@@ -436,6 +446,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
             hints=self.hints,
             restart=self.restart_policy,
             mounts=mounts,
+            workdir=self.workdir,
         )
 
     async def _create(self, body):

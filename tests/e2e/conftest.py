@@ -1,0 +1,498 @@
+"""End-to-end harness: the local OpenStack cloud and real JupyterHub processes.
+
+Fixtures
+- ``local_cloud`` (session): brings ``devstack/local-cloud`` up once per test
+  session (and down afterwards, unless it was already running or
+  ``LOCAL_CLOUD_KEEP=1``).  Yields a :class:`LocalCloud`.
+- ``hub`` (session): one JupyterHub process (with configurable-http-proxy) using
+  ``ZunSpawner`` against the local cloud.  Yields a :class:`HubProcess`.
+- ``hub_factory``: start further hubs with extra config lines (each stopped at the
+  end of the test, its servers too).
+- ``local_spawner``: a ZunSpawner built in-process against the local cloud, for
+  tests that need one spawner's start/poll/stop without a hub.
+"""
+
+import asyncio
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+import requests
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+LOCAL_CLOUD = REPO / "devstack" / "local-cloud"
+CLOUD_DIR = pathlib.Path(os.environ.get("MAGNUM_CLOUD_DIR", REPO / ".cache" / "local-cloud"))
+IMAGE = "quay.io/jupyter/base-notebook"
+
+pytestmark = pytest.mark.localcloud
+
+
+def pytest_collection_modifyitems(items):
+    here = pathlib.Path(__file__).parent
+    for item in items:
+        if here in pathlib.Path(item.fspath).parents:
+            item.add_marker(pytest.mark.localcloud)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, interval=0.5, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class LocalCloud:
+    def __init__(self, clouds_yaml, cloud="local"):
+        self.clouds_yaml = clouds_yaml
+        self.cloud = cloud
+        self._loop = asyncio.new_event_loop()
+        self._client = None
+        self._block = None
+
+    def run(self, coro):
+        return self._loop.run_until_complete(coro)
+
+    @property
+    def zun(self):
+        """A ZunClient on the hub's project (the real Zun API)."""
+        if self._client is None:
+            from magnum_spawner import auth
+            from magnum_spawner.zun import ZunClient
+
+            os.environ["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
+            cloud = auth.load_cloud(cloud=self.cloud)
+            self._client = ZunClient(
+                cloud.session, region_name=cloud.region_name, interface=cloud.interface
+            )
+            self._session = cloud
+        return self._client
+
+    def containers(self, **labels):
+        found = self.run(self.zun.list())
+        return [
+            c for c in found
+            if all((c.get("labels") or {}).get(k) == v for k, v in labels.items())
+        ]
+
+    def container(self, uuid):
+        from magnum_spawner.errors import NotFound
+
+        try:
+            return self.run(self.zun.get(uuid))
+        except NotFound:
+            return None
+
+    @property
+    def block_storage(self):
+        """openstacksdk's block storage proxy on the hub's project."""
+        if self._block is None:
+            import openstack
+
+            self.zun  # noqa: B018 - loads the session
+            self._block = openstack.connection.Connection(
+                session=self._session.session,
+                region_name=self._session.region_name,
+            ).block_storage
+        return self._block
+
+    def process_of(self, container_uuid):
+        """Host pids whose environment says they belong to this container."""
+        c = self.container(container_uuid)
+        env_user = (c.get("environment") or {}).get("JUPYTERHUB_USER")
+        server = (c.get("environment") or {}).get("JUPYTERHUB_SERVER_NAME", "")
+        pids = []
+        for proc in pathlib.Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if (f"JUPYTERHUB_USER={env_user}".encode() in environ
+                    and f"JUPYTERHUB_SERVER_NAME={server}".encode() in environ
+                    and b"jupyterhub-singleuser" in cmdline):
+                pids.append(int(proc.name))
+        return pids
+
+    def close(self):
+        if self._client is not None:
+            self._client.close()
+        self._loop.close()
+
+
+@pytest.fixture(scope="session")
+def local_cloud():
+    if os.geteuid() != 0:
+        pytest.skip("the local cloud needs root (namespaces, cgroups, loop devices)")
+    was_up = subprocess.run(
+        [str(LOCAL_CLOUD), "status"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ).returncode == 0
+    if not was_up:
+        subprocess.run([str(LOCAL_CLOUD), "up"], check=True)
+    cloud = LocalCloud(CLOUD_DIR / "clouds.yaml")
+    yield cloud
+    cloud.close()
+    if not was_up and not os.environ.get("LOCAL_CLOUD_KEEP"):
+        subprocess.run([str(LOCAL_CLOUD), "down"], check=False)
+
+
+def chp_command():
+    local = REPO / ".cache" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return str(local)
+    found = shutil.which("configurable-http-proxy")
+    if not found:
+        pytest.fail("configurable-http-proxy is missing: run `make chp` (make e2e does)")
+    return found
+
+
+class HubProcess:
+    """A real JupyterHub process with ZunSpawner, driven through its REST API."""
+
+    def __init__(self, workdir, cloud, extra_config=""):
+        self.workdir = pathlib.Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.cloud = cloud
+        self.port = free_port()
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.token = secrets.token_hex(16)
+        self.hub_id = f"e2e-{uuid.uuid4().hex[:8]}"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.log_path = self.workdir / "jupyterhub.log"
+        self.extra_config = textwrap.dedent(extra_config)
+        self.write_config()
+
+    def write_config(self):
+        config = f"""
+        c = get_config()  # noqa
+        c.JupyterHub.ip = "127.0.0.1"
+        c.JupyterHub.port = {self.port}
+        c.JupyterHub.hub_ip = "127.0.0.1"
+        c.JupyterHub.hub_port = {self.hub_port}
+        c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
+        c.ConfigurableHTTPProxy.command = [{chp_command()!r}]
+        c.ConfigurableHTTPProxy.should_start = True
+        c.JupyterHub.db_url = "sqlite:///{self.workdir}/jupyterhub.sqlite"
+        c.JupyterHub.cookie_secret_file = "{self.workdir}/cookie_secret"
+        c.JupyterHub.pid_file = "{self.workdir}/jupyterhub.pid"
+        c.ConfigurableHTTPProxy.pid_file = "{self.workdir}/proxy.pid"
+        # a hub restart must leave the servers (and the proxy) running
+        c.JupyterHub.cleanup_servers = False
+        c.JupyterHub.cleanup_proxy = False
+        c.JupyterHub.authenticator_class = "dummy"
+        c.Authenticator.allow_all = True
+        c.JupyterHub.allow_named_servers = True
+        c.JupyterHub.services = [{{"name": "e2e", "api_token": {self.token!r}}}]
+        c.JupyterHub.load_roles = [{{
+            "name": "e2e-admin",
+            "scopes": ["admin:users", "admin:servers", "admin:server_state",
+                       "access:servers", "read:users", "list:users", "tokens"],
+            "services": ["e2e"],
+        }}]
+        c.JupyterHub.spawner_class = "zun"
+        c.ZunSpawner.cloud = "local"
+        c.ZunSpawner.hub_id = {self.hub_id!r}
+        c.ZunSpawner.image = {IMAGE!r}
+        c.ZunSpawner.args = ["--ServerApp.allow_root=True"]
+        c.ZunSpawner.environment = {{"HOME": "/home/jovyan"}}
+        c.ZunSpawner.workdir = "/home/jovyan"
+        c.ZunSpawner.start_timeout = 120
+        c.ZunSpawner.http_timeout = 60
+        c.ZunSpawner.poll_interval = 5
+        c.ZunSpawner.hub_poll_interval = 2
+        """
+        config = textwrap.dedent(config) + "\n" + self.extra_config + "\n"
+        (self.workdir / "jupyterhub_config.py").write_text(config)
+
+    # -- process ----------------------------------------------------------
+
+    def start(self, timeout=60):
+        env = dict(os.environ)
+        env["OS_CLIENT_CONFIG_FILE"] = str(self.cloud.clouds_yaml)
+        env.pop("OS_CLOUD", None)
+        env["PYTHONUNBUFFERED"] = "1"
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.workdir / "jupyterhub_config.py")],
+            cwd=self.workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"jupyterhub exited:\n{self.log_tail()}")
+            try:
+                return requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, timeout, what="the hub to answer")
+
+    def stop_hub(self):
+        """Stop the hub process only (servers and proxy keep running)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop_hub()
+        self.start()
+
+    def shutdown(self):
+        """Stop every server of this hub, the hub and the proxy."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                for user in self.api("GET", "/users").json():
+                    for name in list(user.get("servers", {})):
+                        self.stop_server(user["name"], name, wait=False)
+                wait_for(lambda: not any(
+                    u.get("servers") for u in self.api("GET", "/users").json()
+                ), 120, 1, "servers to stop")
+            except Exception as e:  # still stop the processes
+                print(f"hub shutdown: {e}")
+        self.stop_hub()
+        pid_file = self.workdir / "proxy.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
+        # whatever is left of this hub in Zun is removed too
+        for c in self.cloud.containers(**{"hub.jupyter.org/hub": self.hub_id}):
+            try:
+                self.cloud.run(self.cloud.zun.delete_and_wait(c["uuid"], timeout=60))
+            except Exception as e:
+                print(f"leftover container {c['uuid']}: {e}")
+
+    def log_tail(self, lines=60):
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    # -- REST API ---------------------------------------------------------
+
+    def api(self, method, path, **kwargs):
+        headers = kwargs.pop("headers", {})
+        headers["Authorization"] = f"token {self.token}"
+        return requests.request(
+            method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs
+        )
+
+    def user(self, name):
+        r = self.api("GET", f"/users/{name}", params={"include_stopped_servers": "1"})
+        return r.json() if r.status_code == 200 else None
+
+    def ensure_user(self, name):
+        if self.user(name) is None:
+            r = self.api("POST", f"/users/{name}")
+            assert r.status_code in (201, 409), r.text
+
+    def server(self, user, server_name=""):
+        info = self.user(user) or {}
+        return (info.get("servers") or {}).get(server_name)
+
+    def start_server(self, user, server_name="", options=None, timeout=180):
+        """Start a server and wait until it is ready; returns the hub's server model."""
+        self.ensure_user(user)
+        path = f"/users/{user}/servers/{server_name}" if server_name else f"/users/{user}/server"
+        r = self.api("POST", path, json=options or {})
+        if r.status_code not in (201, 202):
+            raise AssertionError(f"start {user}/{server_name}: {r.status_code} {r.text}")
+
+        def ready():
+            s = self.server(user, server_name)
+            if s is None:
+                raise AssertionError(
+                    f"{user}/{server_name} failed to start:\n{self.log_tail()}"
+                )
+            return s if s.get("ready") else None
+
+        if r.status_code == 202:
+            time.sleep(1)
+        return wait_for(ready, timeout, 1, f"{user}/{server_name} to be ready")
+
+    def request_start(self, user, server_name="", options=None):
+        """Ask for a start and return the hub's answer without waiting."""
+        self.ensure_user(user)
+        path = f"/users/{user}/servers/{server_name}" if server_name else f"/users/{user}/server"
+        return self.api("POST", path, json=options or {})
+
+    def stop_server(self, user, server_name="", wait=True, remove=False):
+        path = f"/users/{user}/servers/{server_name}" if server_name else f"/users/{user}/server"
+        r = self.api("DELETE", path, json={"remove": True} if remove else None)
+        assert r.status_code in (202, 204, 400, 404), r.text
+        if wait:
+            wait_for(
+                lambda: (self.server(user, server_name) or {}).get("ready") is not True
+                and not (self.server(user, server_name) or {}).get("pending"),
+                120, 1, f"{user}/{server_name} to stop",
+            )
+
+    def delete_user(self, user):
+        r = self.api("DELETE", f"/users/{user}")
+        assert r.status_code in (204, 404), r.text
+
+    def server_url(self, user, server_name=""):
+        base = f"{self.url}/user/{user}/"
+        return f"{base}{server_name}/" if server_name else base
+
+    def server_api(self, method, user, path, server_name="", **kwargs):
+        headers = kwargs.pop("headers", {})
+        headers["Authorization"] = f"token {self.token}"
+        return requests.request(
+            method, self.server_url(user, server_name) + path.lstrip("/"),
+            headers=headers, timeout=60, **kwargs,
+        )
+
+    def run_cell(self, user, code, server_name="", timeout=60):
+        """Run ``code`` in a new kernel of the user's server; returns its output.
+
+        Returns a dict: ``stdout``, ``stderr``, ``error`` (ename: evalue or None),
+        ``died`` (True when the kernel died while running it).
+        """
+        r = self.server_api("POST", user, "api/kernels", server_name, json={})
+        assert r.status_code == 201, r.text
+        kernel = r.json()["id"]
+        ws_url = (self.server_url(user, server_name).replace("http://", "ws://")
+                  + f"api/kernels/{kernel}/channels")
+        try:
+            return asyncio.run(self._execute(ws_url, code, timeout))
+        finally:
+            self.server_api("DELETE", user, f"api/kernels/{kernel}", server_name)
+
+    async def _execute(self, ws_url, code, timeout):
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        req = HTTPRequest(ws_url, headers={"Authorization": f"token {self.token}"})
+        conn = await websocket_connect(req)
+        msg_id = uuid.uuid4().hex
+        await conn.write_message(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "e2e",
+                       "session": uuid.uuid4().hex, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False},
+        }))
+        out = {"stdout": "", "stderr": "", "error": None, "died": False}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise AssertionError(f"cell did not finish in {timeout} s: {out}")
+                raw = await asyncio.wait_for(conn.read_message(), remaining)
+                if raw is None:
+                    out["died"] = True
+                    return out
+                msg = json.loads(raw)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    if msg.get("msg_type") == "status" and msg["content"].get(
+                        "execution_state"
+                    ) in ("restarting", "dead"):
+                        out["died"] = True
+                        return out
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "stream":
+                    out[content["name"]] += content["text"]
+                elif kind == "error":
+                    out["error"] = f"{content['ename']}: {content['evalue']}"
+                elif kind == "status" and content["execution_state"] in ("restarting", "dead"):
+                    out["died"] = True
+                    return out
+                elif kind == "execute_reply":
+                    return out
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def hub(local_cloud, tmp_path_factory):
+    h = HubProcess(tmp_path_factory.mktemp("hub"), local_cloud)
+    h.start()
+    yield h
+    h.shutdown()
+
+
+@pytest.fixture
+def hub_factory(local_cloud, tmp_path):
+    started = []
+
+    def make(extra_config=""):
+        h = HubProcess(tmp_path / f"hub{len(started)}", local_cloud, extra_config)
+        h.start()
+        started.append(h)
+        return h
+
+    yield make
+    for h in started:
+        h.shutdown()
+
+
+@pytest.fixture
+def local_spawner(local_cloud):
+    """Build ZunSpawners in-process against the local cloud (no hub)."""
+    from jupyterhub.objects import Hub, Server
+    from traitlets.config import Config
+
+    from magnum_spawner import ZunSpawner
+    from tests.helpers import FakeUser
+
+    made = []
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(local_cloud.clouds_yaml)
+
+    def make(username, **config):
+        cfg = Config()
+        cfg.ZunSpawner.cloud = "local"
+        cfg.ZunSpawner.hub_id = f"e2e-{uuid.uuid4().hex[:8]}"
+        cfg.ZunSpawner.image = IMAGE
+        cfg.ZunSpawner.start_timeout = 120
+        cfg.ZunSpawner.use_hub_poller = False
+        for key, value in config.items():
+            setattr(cfg.ZunSpawner, key, value)
+        spawner = ZunSpawner(
+            user=FakeUser(username), hub=Hub(), config=cfg,
+            api_token="e2e-no-hub", oauth_client_id=f"jupyterhub-user-{username}",
+        )
+        spawner.server = Server(base_url=f"/user/{username}/")
+        made.append(spawner)
+        return spawner
+
+    yield make
+    for spawner in made:
+        if spawner.container_id:
+            try:
+                local_cloud.run(spawner.stop())
+            except Exception as e:
+                print(f"cleanup of {spawner.user.name}: {e}")

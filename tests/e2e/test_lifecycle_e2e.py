@@ -1,0 +1,108 @@
+"""The spawner's lifecycle against the real upstream services of the local cloud."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from .conftest import IMAGE, wait_for
+
+pytestmark = pytest.mark.localcloud
+
+
+def our_container(hub, user, server=""):
+    found = hub.cloud.containers(**{
+        "hub.jupyter.org/hub": hub.hub_id,
+        "hub.jupyter.org/user": user,
+        "hub.jupyter.org/server": server,
+    })
+    assert len(found) <= 1, f"two containers for {user}: {found}"
+    return found[0] if found else None
+
+
+def test_start_reaches_running_and_the_server_answers_through_the_hub(hub):
+    server = hub.start_server("ada")
+    assert server["ready"]
+    # the request goes browser -> proxy -> container address, as on a cloud
+    r = hub.server_api("GET", "ada", "api/status")
+    assert r.status_code == 200, r.text
+    container = our_container(hub, "ada")
+    assert container["status"] == "Running"
+    addr = next(iter(container["addresses"].values()))[0]["addr"]
+    assert addr.startswith("127.") and addr != "127.0.0.1"
+    # the hub connects to the address Zun reported
+    assert server["url"] == "/user/ada/"
+    # and a notebook cell runs in it
+    out = hub.run_cell("ada", "import os; print(os.environ['JUPYTERHUB_USER'], 6 * 7)")
+    assert out["stdout"].strip() == "ada 42", out
+
+
+def test_the_container_in_zun_carries_size_labels_and_image(hub):
+    hub.start_server("grace")
+    container = our_container(hub, "grace")
+    # the default flavor is the size the hub ran with before: 1 vCPU, 2048 MiB
+    assert container["cpu"] == 1.0
+    assert container["memory"] == "2048"
+    assert container["image"] == IMAGE
+    labels = container["labels"]
+    assert labels["hub.jupyter.org/hub"] == hub.hub_id
+    assert labels["hub.jupyter.org/user"] == "grace"
+    assert labels["hub.jupyter.org/managed-by"] == "magnum-spawner"
+    assert container["name"] == "jupyter-grace"
+
+
+def test_poll_tracks_a_server_killed_from_outside(hub):
+    hub.start_server("linus")
+    container = our_container(hub, "linus")
+    pids = hub.cloud.process_of(container["uuid"])
+    assert pids, "no process found for the container"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    # Zun notices at its next state sync, the hub at its next poll
+    wait_for(lambda: hub.server("linus") is None or not hub.server("linus").get("ready"),
+             90, 1, "the hub to notice the dead server")
+    assert hub.cloud.container(container["uuid"])["status"] == "Stopped"
+    # the user can start again: the stopped container is replaced, not duplicated
+    hub.start_server("linus")
+    assert our_container(hub, "linus")["uuid"] != container["uuid"]
+
+
+def test_stop_removes_the_container(hub):
+    hub.start_server("barbara")
+    uuid = our_container(hub, "barbara")["uuid"]
+    hub.stop_server("barbara")
+    wait_for(lambda: hub.cloud.container(uuid) is None, 60, 1, "the container to go")
+    assert our_container(hub, "barbara") is None
+
+
+def test_a_hub_restart_reattaches_to_a_running_server(hub):
+    hub.start_server("edsger")
+    before = our_container(hub, "edsger")
+    hub.restart()
+    # the restarted hub loads the container id from its state and polls it
+    server = wait_for(lambda: hub.server("edsger"), 30, 1, "the server after restart")
+    assert server["ready"]
+    assert hub.server_api("GET", "edsger", "api/status").status_code == 200
+    after = our_container(hub, "edsger")
+    assert after["uuid"] == before["uuid"]
+    assert after["status"] == "Running"
+
+
+def test_a_process_beyond_its_memory_is_killed_and_poll_reports_it(local_spawner, local_cloud):
+    hog = (
+        "import time; time.sleep(2); blocks = []\n"
+        "while True: blocks.append(bytearray(16 * 1024 * 1024)); time.sleep(0.01)\n"
+    )
+    spawner = local_spawner(
+        "hogger", flavors={}, mem_limit="64M", cpu_limit=0.5,
+        cmd=["python3", "-c", hog],
+    )
+    local_cloud.run(spawner.start())
+    started = time.monotonic()
+    status = wait_for(lambda: local_cloud.run(spawner.poll()), 60, 0.5, "the OOM kill")
+    assert status == 137  # SIGKILL from the kernel's OOM killer
+    container = local_cloud.container(spawner.container_id)
+    assert container["status"] == "Stopped"
+    assert "137" in (container.get("status_detail") or "")
+    print(f"OOM kill seen by poll {time.monotonic() - started:.1f} s after Running")
