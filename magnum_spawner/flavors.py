@@ -46,6 +46,10 @@ LABEL_IMAGE = objects.LABEL_PREFIX + "image"
 #: The user_options keys this mixin reads.
 OPTION_FLAVOR = "flavor"
 OPTION_IMAGE = "image"
+#: JupyterHub's admin page shows ``user_options["profile"]`` in its "Profile"
+#: column (KubeSpawner's key): the chosen flavor is written there too, and
+#: accepted on input as another name for ``flavor``.
+OPTION_PROFILE = "profile"
 #: Longest flavor or image name accepted (in configuration and in user_options).
 MAX_NAME_LENGTH = 255
 CPU_POLICIES = ("shared", "dedicated")
@@ -674,7 +678,7 @@ class FlavorMixin(Configurable):
         Another mixin that reads user_options adds its keys by overriding this
         and calling super().
         """
-        return {OPTION_FLAVOR, OPTION_IMAGE}
+        return {OPTION_FLAVOR, OPTION_IMAGE, OPTION_PROFILE}
 
     def _bad_option(self, message):
         return SpawnException(
@@ -684,25 +688,26 @@ class FlavorMixin(Configurable):
             log_message=f"Refused user_options for {self._log_name}: {message}",
         )
 
-    def _pick(self, kind, options, offered, every, default):
+    def _pick(self, kind, options, offered, every, default, key=None):
         """The name chosen for ``kind`` ("flavor" or "image"), or a 400."""
+        key = key or kind
         if every and not offered:
             raise SpawnException(
                 f"No {kind} is available to you; ask your administrator for access",
                 reason="user-options",
                 status_code=403,
             )
-        if kind not in options or options[kind] is None:
+        if options.get(key) is None:
             return default
-        value = options[kind]
+        value = options[key]
         if not isinstance(value, str):
             raise self._bad_option(
-                f"The {kind} option must be the name of a {kind} (a string), "
+                f"The {key} option must be the name of a {kind} (a string), "
                 f"not {_describe_type(value)}"
             )
         if len(value) > MAX_NAME_LENGTH:
             raise self._bad_option(
-                f"The {kind} option is {len(value)} characters long; "
+                f"The {key} option is {len(value)} characters long; "
                 f"{kind} names have at most {MAX_NAME_LENGTH}"
             )
         if value in offered:
@@ -710,7 +715,7 @@ class FlavorMixin(Configurable):
         if not every:
             raise self._bad_option(
                 f"This hub offers no choice of {kind}; "
-                f"leave out the {kind} option (got {_show(value)})"
+                f"leave out the {key} option (got {_show(value)})"
             )
         names = ", ".join(offered) or "none"
         if value in every:
@@ -745,10 +750,19 @@ class FlavorMixin(Configurable):
                 f"Unknown option{'s' if len(unknown) > 1 else ''} {shown}{more}; "
                 f"this hub accepts: {', '.join(sorted(accepted))}"
             )
+        flavor_key = OPTION_FLAVOR
+        if options.get(OPTION_PROFILE) is not None:
+            if options.get(OPTION_FLAVOR) is None:
+                flavor_key = OPTION_PROFILE
+            elif options[OPTION_FLAVOR] != options[OPTION_PROFILE]:
+                raise self._bad_option(
+                    "The profile and flavor options differ; profile is another "
+                    "name for flavor: send one of them"
+                )
         choices = await self.flavor_choices()
         flavor_name = self._pick(
             OPTION_FLAVOR, options, choices.flavors, choices.all_flavors,
-            choices.default_flavor,
+            choices.default_flavor, key=flavor_key,
         )
         image_name = self._pick(
             OPTION_IMAGE, options, choices.images, choices.all_images,
@@ -771,9 +785,10 @@ class FlavorMixin(Configurable):
         self.flavor_name = flavor_name
         self.image_name = image_name if isinstance(image_name, str) else None
 
-        chosen = {k: v for k, v in options.items() if k not in (OPTION_FLAVOR, OPTION_IMAGE)}
+        ours = (OPTION_FLAVOR, OPTION_IMAGE, OPTION_PROFILE)
+        chosen = {k: v for k, v in options.items() if k not in ours}
         if flavor_name is not None:
-            chosen[OPTION_FLAVOR] = flavor_name
+            chosen[OPTION_FLAVOR] = chosen[OPTION_PROFILE] = flavor_name
         if choices.images:
             chosen[OPTION_IMAGE] = image_name
         # a new dict: JupyterHub's database row may hold the old one

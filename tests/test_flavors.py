@@ -84,7 +84,7 @@ async def test_no_choice_gives_the_hubs_previous_size_and_records_it(cloud):
         "cpu": 1.0,
         "restart_policy": {"Name": "no"},
     }
-    assert spawner.user_options == {"flavor": "standard"}
+    assert spawner.user_options == {"flavor": "standard", "profile": "standard"}
     state = spawner.get_state()
     assert state["flavor"] == "standard" and state["image"] == BASE
 
@@ -150,7 +150,7 @@ async def test_chosen_image_is_used_and_recorded(cloud):
     assert body["image"] == SCIPY
     assert body["labels"]["hub.jupyter.org/image"] == SCIPY
     assert body["labels"]["hub.jupyter.org/flavor"] == "small"
-    assert spawner.user_options == {"flavor": "small", "image": SCIPY}
+    assert spawner.user_options == {"flavor": "small", "profile": "small", "image": SCIPY}
     assert spawner.get_state()["image"] == SCIPY
 
 
@@ -159,7 +159,7 @@ async def test_default_image_is_used_when_none_is_chosen(cloud):
     spawner = make_spawner(config={"images": copy.deepcopy(IMAGES), "default_image": SCIPY})
     await spawner.start()
     assert create_body(cloud)["image"] == SCIPY
-    assert spawner.user_options == {"flavor": "standard", "image": SCIPY}
+    assert spawner.user_options == {"flavor": "standard", "profile": "standard", "image": SCIPY}
 
 
 async def test_a_later_start_without_a_choice_gets_the_default_image_again():
@@ -207,6 +207,28 @@ async def test_the_form_round_trip_starts_the_chosen_flavor(cloud):
     assert (body["memory"], body["cpu"], body["image"]) == ("4096", 2.0, SCIPY)
 
 
+async def test_profile_is_another_name_for_flavor_as_on_the_admin_page(cloud):
+    # JupyterHub's admin page shows user_options["profile"] in its Profile column
+    spawner = make_spawner()
+    spawner.user_options = {"profile": "large"}
+    await spawner.apply_flavor()
+    assert spawner.cpu_limit == 2.0
+    assert spawner.user_options == {"flavor": "large", "profile": "large"}
+    # what the API shows may be sent back as it is
+    await spawner.apply_flavor(dict(spawner.user_options))
+    assert spawner.cpu_limit == 2.0
+
+    spawner.user_options = {"profile": "large", "flavor": "small"}
+    with pytest.raises(SpawnException) as info:
+        await spawner.apply_flavor()
+    assert info.value.status_code == 400
+    assert "The profile and flavor options differ" in info.value.message
+    spawner.user_options = {"profile": ["large"]}
+    with pytest.raises(SpawnException, match="The profile option must be the name of a flavor"):
+        await spawner.apply_flavor()
+    assert zun_requests(cloud) == []
+
+
 def test_options_from_form_unpacks_single_fields_and_drops_xsrf():
     assert options_from_form({"flavor": ["small"], "_xsrf": ["t"]}) == {"flavor": "small"}
     # two values stay a list, and are refused later with a message
@@ -230,7 +252,7 @@ def test_options_from_form_unpacks_single_fields_and_drops_xsrf():
     ({"flavor": True}, "not true/false"),
     ({"flavor": "2"}, "There is no flavor named '2'"),
     ({"flavor": "-4096"}, "There is no flavor named '-4096'"),
-    ({"memory": "99999"}, "Unknown option 'memory'; this hub accepts: flavor, image"),
+    ({"memory": "99999"}, "Unknown option 'memory'; this hub accepts: flavor, image, profile"),
     ({"flavor": "large", "cpu": 16}, "Unknown option 'cpu'"),
     ({"ﬂavor": "small"}, "Unknown option 'ﬂavor'"),
     ({"k" * 5000: 1}, "Unknown option 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk'..."),
@@ -295,7 +317,7 @@ async def test_allowed_flavors_may_be_a_coroutine_per_user(cloud):
     await spawner.start()
     # "standard" is not alice's, so her default is her first allowed flavor
     assert create_body(cloud)["memory"] == "1024"
-    assert spawner.user_options == {"flavor": "small"}
+    assert spawner.user_options == {"flavor": "small", "profile": "small"}
 
     bob = make_spawner("bob", config={"allowed_flavors": allowed})
     bob.user_options = {"flavor": "large"}
