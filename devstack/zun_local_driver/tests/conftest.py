@@ -10,19 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from zun_local_driver import cgroups  # noqa: E402
 from zun_local_driver import runtime  # noqa: E402
 
-CGROUP_ROOT = '/sys/fs/cgroup'
-
-
-def _can_run_containers():
-    if os.geteuid() != 0:
-        return 'needs root'
-    if not os.path.isdir(os.path.join(CGROUP_ROOT, 'memory')):
-        return 'needs the cgroup v1 memory hierarchy'
-    return None
-
-
-needs_root = pytest.mark.skipif(_can_run_containers() is not None,
-                                reason=str(_can_run_containers()))
+from zld_testing import CGROUP_ROOT  # noqa: E402
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import needs_root
+from zld_testing import needs_root
 from zun_local_driver import addresses
 from zun_local_driver import cgroups
 from zun_local_driver import runtime
@@ -120,10 +120,11 @@ def test_stop_with_handler_exits_on_sigterm(state_dir):
             'time.sleep(60)\n')
     cdir = make(state_dir, [PY, '-c', code])
     cdir.start()
-    for _ in range(100):
+    for _ in range(500):
         if 'ready' in cdir.read_log():
             break
         time.sleep(0.02)
+    assert 'ready' in cdir.read_log()
     t0 = time.monotonic()
     state, details = cdir.stop(timeout=10)
     assert details['exit_code'] == 0
@@ -172,16 +173,17 @@ def test_loop_volume_mounted_only_inside(state_dir, tmp_path):
     mounts = [{'type': 'loop', 'source': image, 'target': target,
                'fstype': 'ext4', 'options': 'loop,discard'}]
     script = ('df -k %s | tail -1; echo hello > %s/f; stat -c %%U %s; '
-              'sleep 30' % (target, target, target))
+              'echo READY; sleep 30' % (target, target, target))
     cdir = make(state_dir, ['sh', '-c', script], mounts=mounts)
     assert cdir.start()['ok']
-    for _ in range(100):
-        if 'root' in cdir.read_log():
+    for _ in range(250):
+        if 'READY' in cdir.read_log():
             break
         time.sleep(0.02)
-    size_k = int(cdir.read_log().split()[1])
+    out = cdir.read_log().split()
+    size_k = int(out[1])
     assert 50 * 1024 < size_k <= 64 * 1024
-    assert cdir.read_log().split()[-1] == 'root'
+    assert out[-2:] == ['root', 'READY']
     # Invisible on the host, and a second mount of the image is refused.
     assert not os.path.exists(os.path.join(target, 'f'))
     second = make(state_dir, ['true'], mounts=mounts)
