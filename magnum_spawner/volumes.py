@@ -1,6 +1,297 @@
-"""Cinder home volumes (filled in by issue 4)."""
+"""Cinder home volumes: one persistent volume per user (or per named server).
 
+The volume is found again at every start - by the id saved in the spawner's state,
+by the hub's metadata and by name - created when missing, grown when the configured
+size went up, and handed to Zun as a ``mounts`` entry.  It outlives the container:
+stopping a server never touches it, and only ``delete_forever`` (when configured)
+removes it, and only when this hub made it.
+
+Cinder is reached through openstacksdk's block-storage proxy on the hub's shared
+keystoneauth session.  openstacksdk is synchronous: every call runs on a bounded
+thread pool, so the hub's event loop never waits on Cinder.
+"""
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from jupyterhub.spawner import SpawnException
+from keystoneauth1 import exceptions as ks_exc
+from openstack import connection as sdk_connection
+from openstack import exceptions as sdk_exc
+from traitlets import Bool, Callable, Dict, Float, Integer, Unicode, Union, validate
 from traitlets.config import Configurable
+
+from . import names
+from .errors import (
+    AuthenticationFailed,
+    CloudError,
+    NotFound,
+    Unreachable,
+    error_for_status,
+)
+
+log = logging.getLogger(__name__)
+
+#: Metadata keys that identify a home volume (the same keys as the containers'
+#: labels).  Only ``managed-by`` says that this software made the volume.
+META_PREFIX = "hub.jupyter.org/"
+META_HUB = META_PREFIX + "hub"
+META_USER = META_PREFIX + "user"
+META_SERVER = META_PREFIX + "server"
+META_MANAGED_BY = META_PREFIX + "managed-by"
+MANAGED_BY = "magnum-spawner"
+
+#: Cinder's volume name limit.
+MAX_VOLUME_NAME_LENGTH = 255
+
+#: Statuses a volume passes through on its own: wait for them to end.
+#: (``in-use`` too unless the volume is multiattach: the previous container may
+#: still be letting go of it.)
+WAIT_STATES = frozenset({
+    "creating", "reserved", "attaching", "in-use", "detaching", "extending",
+    "downloading", "uploading", "retyping", "backing-up", "restoring-backup",
+    "maintenance", "managing", "awaiting-transfer",
+})
+ATTACHED_STATES = frozenset({"reserved", "attaching", "in-use", "detaching"})
+
+
+# -- pure helpers -------------------------------------------------------------
+
+
+def volume_name(template, username, servername="", hub_id=""):
+    """Expand the volume name template with collision-free slugs."""
+    fields = dict(
+        username=names.slug(username, 30),
+        servername=names.slug(servername, 20) if servername else "",
+        user_server=names.user_server_slug(username, servername),
+        hub_id=hub_id,
+    )
+    name = template.format(**fields)
+    if not name or len(name) > MAX_VOLUME_NAME_LENGTH:
+        raise ValueError(
+            f"home volume name {name!r} must be 1-{MAX_VOLUME_NAME_LENGTH} characters"
+        )
+    return name
+
+
+def per_server(template):
+    """Whether the template gives each named server a volume of its own."""
+    return "{servername}" in template or "{user_server}" in template
+
+
+def identity_metadata(hub_id, username, servername, per_server_volume):
+    """The metadata that identifies a home volume made by this hub."""
+    meta = {META_HUB: hub_id, META_USER: username, META_MANAGED_BY: MANAGED_BY}
+    if per_server_volume:
+        meta[META_SERVER] = servername or ""
+    return meta
+
+
+def volume_request(*, name, size, metadata, description=None, volume_type=None,
+                   availability_zone=None):
+    """The attributes of a Cinder volume create (only what is set is sent)."""
+    body = {"name": name, "size": int(size), "metadata": dict(metadata)}
+    if description:
+        body["description"] = description
+    if volume_type:
+        body["volume_type"] = volume_type
+    if availability_zone:
+        body["availability_zone"] = availability_zone
+    return body
+
+
+def mounts_for(volume_id, mount_path):
+    """Zun's ``mounts`` entry for a Cinder volume (as Zun 1.40 accepted it)."""
+    return [{"source": volume_id, "destination": mount_path}]
+
+
+def conflicts(volume, identity):
+    """The identity keys the volume carries with a different value."""
+    meta = volume.get("metadata") or {}
+    return {k: meta[k] for k in identity if k in meta and meta[k] != identity[k]}
+
+
+def matches_server(volume, servername, per_server_volume):
+    """Whether a volume found by hub+user metadata belongs to this server.
+
+    A per-user volume has no server key.  With a per-server template the default
+    server also takes the user's old per-user volume, so that switching the
+    template keeps the default server's files.
+    """
+    meta = volume.get("metadata") or {}
+    if not per_server_volume:
+        return META_SERVER not in meta
+    if META_SERVER in meta:
+        return meta[META_SERVER] == (servername or "")
+    return not servername
+
+
+def is_ours(volume, hub_id):
+    """Whether this hub made the volume (only those may ever be deleted)."""
+    meta = volume.get("metadata") or {}
+    return meta.get(META_MANAGED_BY) == MANAGED_BY and meta.get(META_HUB) == hub_id
+
+
+def attached_to(volume):
+    """The ids of the containers (Cinder ``server_id``) the volume is attached to."""
+    return [a.get("server_id") for a in volume.get("attachments") or [] if a.get("server_id")]
+
+
+def describe(volume):
+    name = volume.get("name")
+    return f"{name} ({volume['id']})" if name else volume["id"]
+
+
+# -- Cinder through openstacksdk ----------------------------------------------
+
+
+def _as_dict(volume):
+    return {
+        "id": volume.id,
+        "name": volume.name,
+        "status": volume.status,
+        "size": volume.size,
+        "metadata": dict(volume.metadata or {}),
+        "attachments": list(volume.attachments or []),
+        "multiattach": bool(volume.is_multiattach),
+    }
+
+
+def _translate_sdk(error):
+    """An openstacksdk / keystoneauth exception as a magnum_spawner error."""
+    if isinstance(error, sdk_exc.HttpException) and error.status_code:
+        detail = (error.details or error.message or "").strip()
+        return error_for_status(
+            error.status_code, detail, request_id=error.request_id, service="cinder"
+        )
+    if isinstance(error, ks_exc.Unauthorized):
+        return AuthenticationFailed(
+            f"Keystone refused the credentials ({error})", status=401, service="keystone"
+        )
+    if isinstance(error, ks_exc.EndpointNotFound):
+        return Unreachable(
+            "no 'block-storage' (volumev3) endpoint in the Keystone catalog for this "
+            "region and interface (is Cinder installed on this cloud?)",
+            service="cinder",
+        )
+    if isinstance(error, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError)):
+        return Unreachable(f"cannot reach the Cinder API: {error}", service="cinder")
+    if isinstance(error, sdk_exc.ResourceTimeout):
+        return CloudError(f"timed out: {error}", service="cinder")
+    return CloudError(f"request failed: {error}", service="cinder")
+
+
+class CinderVolumes:
+    """Asynchronous access to the few Cinder calls home volumes need."""
+
+    def __init__(self, cloud, max_workers=4):
+        # Keep the CloudSession referenced: the cache key is its session's id.
+        self.cloud = cloud
+        self.conn = sdk_connection.Connection(
+            session=cloud.session,
+            region_name=cloud.region_name,
+            interface=cloud.interface,
+        )
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="cinder-api"
+        )
+
+    async def _call(self, func, *args, **kwargs):
+        def run():
+            try:
+                return func(*args, **kwargs)
+            except (sdk_exc.SDKException, ks_exc.ClientException) as e:
+                raise _translate_sdk(e) from None
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, run)
+
+    @property
+    def _proxy(self):
+        return self.conn.block_storage
+
+    async def get(self, volume_id):
+        """The volume, or None when Cinder answers 404."""
+        try:
+            return await self._call(lambda: _as_dict(self._proxy.get_volume(volume_id)))
+        except NotFound:
+            return None
+
+    async def find(self, *, name=None, metadata=None):
+        """Volumes with exactly this name and/or carrying all this metadata."""
+        query = {}
+        if name is not None:
+            query["name"] = name
+        if metadata:
+            # Sent as ``metadata=``; Cinder reads it as a dict literal (requests
+            # would send only a dict's keys).  openstacksdk calls it
+            # ``properties``: under its server-side name it would also filter
+            # client-side, comparing each volume's dict with this string.
+            query["properties"] = json.dumps(metadata, sort_keys=True)
+
+        def run():
+            return [_as_dict(v) for v in self._proxy.volumes(details=True, **query)]
+
+        found = await self._call(run)
+        if name is not None:
+            found = [v for v in found if v["name"] == name]
+        if metadata:
+            found = [
+                v for v in found
+                if all(v["metadata"].get(k) == val for k, val in metadata.items())
+            ]
+        return found
+
+    async def create(self, attrs):
+        return await self._call(lambda: _as_dict(self._proxy.create_volume(**attrs)))
+
+    async def extend(self, volume_id, size):
+        await self._call(self._proxy.extend_volume, volume_id, int(size))
+
+    async def delete(self, volume_id):
+        """Delete; True when a delete was sent, False when the volume was gone."""
+        try:
+            await self._call(self._proxy.delete_volume, volume_id, ignore_missing=False)
+        except NotFound:
+            return False
+        return True
+
+    def close(self):
+        self._executor.shutdown(wait=False)
+
+
+#: Cinder clients shared by every spawner of the hub, keyed by session.
+_cinder_clients = {}
+_cinder_lock = threading.Lock()
+
+
+def cinder_for(cloud, max_workers=4):
+    """The shared :class:`CinderVolumes` of a CloudSession (made on first use)."""
+    key = id(cloud.session)
+    with _cinder_lock:
+        client = _cinder_clients.get(key)
+        if client is None or client.cloud.session is not cloud.session:
+            client = _cinder_clients[key] = CinderVolumes(cloud, max_workers)
+        return client
+
+
+def reset_clients():
+    """Forget the shared Cinder clients (tests, reconfiguration)."""
+    with _cinder_lock:
+        for client in _cinder_clients.values():
+            client.close()
+        _cinder_clients.clear()
+
+
+class _Restart(Exception):
+    """The volume went away while we waited: look (or create) again."""
+
+
+# -- the mixin ----------------------------------------------------------------
 
 
 class HomeVolumeMixin(Configurable):
@@ -8,10 +299,477 @@ class HomeVolumeMixin(Configurable):
 
     ZunSpawner calls ``await self.prepare_home_volume()`` in start(), after old
     containers of this server are gone and before the create; it returns the Zun
-    ``mounts`` list.  ``delete_forever`` (defined here) removes the volume when
-    configured.
+    ``mounts`` list.  ``delete_forever`` removes the volume when configured.
     """
 
+    home_volume_size = Union(
+        [Integer(), Callable()],
+        default_value=1,
+        allow_none=True,
+        config=True,
+        help="""
+        Size in GiB of each user's home volume, a Cinder volume mounted at
+        :attr:`home_mount_path` that keeps the user's files across restarts.
+
+        0 or None turns home volumes off (the home directory is then the
+        container's own and is lost when the server stops).  May be a callable
+        taking the spawner and returning the size (it may be async), e.g. to
+        give some groups more room.
+
+        Raising the size grows existing volumes at their next start (Cinder
+        extend); lowering it never shrinks a volume.  Every volume counts
+        against the cloud project's Cinder quotas (``volumes``, ``gigabytes``):
+        see docs/home-volumes.md.
+        """,
+    )
+
+    home_volume_type = Union(
+        [Unicode(), Callable()],
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="""
+        Cinder volume type for new home volumes (default: Cinder's default type).
+        May be a callable taking the spawner (it may be async).  Only used when a
+        volume is created; existing volumes keep their type.
+        """,
+    )
+
+    home_volume_availability_zone = Union(
+        [Unicode(), Callable()],
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="""
+        Cinder availability zone for new home volumes (default: Cinder's).  It
+        must be one from which Zun's hosts can attach volumes; with
+        :attr:`availability_zone` set, usually the same zone.  May be a callable.
+        """,
+    )
+
+    home_volume_name_template = Unicode(
+        "home-{username}",
+        config=True,
+        help="""
+        Template of the home volume's name.  Fields: ``{username}``,
+        ``{servername}`` (each made safe, so two users never share a name),
+        ``{user_server}`` (the two joined without collisions) and ``{hub_id}``.
+
+        With the default, each user has one home volume, shared by all of the
+        user's servers - a volume attaches to one container at a time, so a
+        second named server of the same user waits for it and then fails.  Use
+        ``"home-{user_server}"`` to give each named server its own volume (the
+        default server then keeps the user's existing volume).
+
+        Renaming the template is safe: volumes are also found by the metadata
+        this hub puts on them (``hub.jupyter.org/hub``, ``.../user``,
+        ``.../server``, ``.../managed-by``) and by the id kept in the hub's
+        database.
+        """,
+    )
+
+    home_mount_path = Union(
+        [Unicode(), Callable()],
+        default_value="/home/jovyan",
+        config=True,
+        help="""
+        Where the home volume is mounted in the container (default
+        ``/home/jovyan``, the home of the Jupyter Docker Stacks images).
+        May be a callable taking the spawner (it may be async).
+        """,
+    )
+
+    home_volume_metadata = Union(
+        [Dict(), Callable()],
+        default_value={},
+        config=True,
+        help="""
+        Extra Cinder metadata for new home volumes (or a callable returning it),
+        e.g. ``{"billing": "physics"}``.  The ``hub.jupyter.org/*`` keys that
+        identify the hub, user and server are always set and cannot be
+        overridden.  Cinder limits keys and values to 255 characters.
+        """,
+    )
+
+    delete_home_volume_on_delete = Bool(
+        False,
+        config=True,
+        help="""
+        Delete the user's home volume, with all the user's files, when the user
+        (or the named server) is deleted from the hub.
+
+        Off by default: deleting a user keeps their data until an administrator
+        removes the volume.  Only volumes this hub made are ever deleted (those
+        with ``hub.jupyter.org/managed-by=magnum-spawner`` and this
+        :attr:`hub_id`); volumes an administrator made are left alone.
+        """,
+    )
+
+    home_chown = Bool(
+        True,
+        config=True,
+        help="""
+        Ask the image to give the home volume to the notebook user: sets
+        ``CHOWN_HOME=yes`` and ``CHOWN_HOME_OPTS=-R`` in the environment when a
+        home volume is mounted.
+
+        A new volume's file system belongs to root.  The Jupyter Docker Stacks
+        images (uid 1000, ``NB_UID``) chown the home directory at start-up only
+        when the container starts as root, and then drop to ``NB_UID``.  Zun has
+        no ``user`` field, so the image itself must start as root: use an image
+        built ``FROM quay.io/jupyter/base-notebook`` with ``USER root``.  On the
+        local process cloud every process runs as root.  Turn this off for
+        images that handle the home directory's owner themselves.
+        """,
+    )
+
+    home_volume_timeout = Float(
+        30.0,
+        config=True,
+        help="""
+        Seconds start() waits for the home volume: to be created, to be let go
+        by the previous container (``in-use``, ``detaching``), to finish
+        growing, or for an old volume that is being deleted to be gone.  Keep it
+        well below :attr:`start_timeout`.  ``delete_forever`` waits as long for
+        the volume to be detached.
+        """,
+    )
+
+    home_volume_poll_interval = Float(
+        1.0,
+        config=True,
+        help="Seconds between two looks at a home volume's status while waiting.",
+    )
+
+    home_volume_id = Unicode(None, allow_none=True)
+
+    @validate("home_volume_name_template")
+    def _validate_home_volume_name_template(self, proposal):
+        template = proposal["value"]
+        try:
+            volume_name(template, "user", "server", hub_id="hub")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"home_volume_name_template {template!r}: {e}") from None
+        return template
+
+    # -- helpers ----------------------------------------------------------------
+
+    @property
+    def cinder(self):
+        """The hub's shared Cinder client for this spawner's cloud settings."""
+        return cinder_for(self.cloud_session(), getattr(self, "api_workers", 4))
+
+    @property
+    def home_volume_name(self):
+        return volume_name(
+            self.home_volume_name_template,
+            self.user.name,
+            self.name or "",
+            hub_id=self.hub_id,
+        )
+
+    @property
+    def home_volume_identity(self):
+        return identity_metadata(
+            self.hub_id,
+            self.user.name,
+            self.name or "",
+            per_server(self.home_volume_name_template),
+        )
+
+    def _volume_event(self, progress, message):
+        emit = getattr(self, "_emit", None)
+        if emit is not None:
+            emit(progress, message)
+        else:
+            self.log.info(message)
+
+    def _volume_error(self, message, reason, log_message=""):
+        return SpawnException(
+            message, reason=f"home-volume-{reason}", status_code=500,
+            log_message=log_message or message,
+        )
+
+    # -- state ------------------------------------------------------------------
+
+    def get_state(self):
+        state = super().get_state()
+        if self.home_volume_id:
+            state["home_volume_id"] = self.home_volume_id
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.home_volume_id = state.get("home_volume_id") or self.home_volume_id
+
+    def clear_state(self):
+        # JupyterHub clears the state after every stop and before every start,
+        # but the home volume outlives servers: keep its id, so that the next
+        # start finds it first.  delete_forever forgets it.
+        volume_id = self.home_volume_id
+        super().clear_state()
+        self.home_volume_id = volume_id
+
+    def get_env(self):
+        env = super().get_env()
+        if self.home_chown and getattr(self, "_home_volume_mounted", False):
+            env["CHOWN_HOME"] = "yes"
+            env["CHOWN_HOME_OPTS"] = "-R"
+        return env
+
+    # -- finding ----------------------------------------------------------------
+
+    async def _find_home_volumes(self, cinder):
+        """Every live volume that is this server's home, by state id, metadata, name."""
+        found = {}
+        if self.home_volume_id:
+            volume = await cinder.get(self.home_volume_id)
+            if volume is None:
+                self.log.warning(
+                    "Home volume %s of %s is gone; looking for it by name and metadata",
+                    self.home_volume_id, self._log_name,
+                )
+                self.home_volume_id = None
+            else:
+                found[volume["id"]] = volume
+        identity = self.home_volume_identity
+        per_server_volume = per_server(self.home_volume_name_template)
+        search = {k: identity[k] for k in (META_HUB, META_USER, META_MANAGED_BY)}
+        for volume in await cinder.find(metadata=search):
+            if matches_server(volume, self.name, per_server_volume):
+                found.setdefault(volume["id"], volume)
+        name = self.home_volume_name
+        for volume in await cinder.find(name=name):
+            if volume["id"] in found:
+                continue
+            wrong = conflicts(volume, identity)
+            if wrong:
+                raise self._volume_error(
+                    f"A volume named {name} that is not this server's home already "
+                    "exists; tell your administrator.",
+                    reason="name-conflict",
+                    log_message=(
+                        f"volume {volume['id']} is named {name} but has metadata "
+                        f"{wrong}; set a distinct ZunSpawner.hub_id or "
+                        "home_volume_name_template"
+                    ),
+                )
+            found[volume["id"]] = volume
+        return list(found.values())
+
+    async def _wait_gone(self, cinder, volume, deadline):
+        interval = self.home_volume_poll_interval
+        while True:
+            current = await cinder.get(volume["id"])
+            if current is None:
+                return
+            if current["status"] != "deleting":
+                raise self._volume_error(
+                    f"The old home volume {describe(current)} is {current['status']} "
+                    "instead of being deleted; tell your administrator.",
+                    reason="state",
+                )
+            if time.monotonic() + interval > deadline:
+                raise self._volume_error(
+                    f"The old home volume {describe(volume)} was still being deleted "
+                    f"after {self.home_volume_timeout:g} s; try again in a minute.",
+                    reason="timeout",
+                )
+            await asyncio.sleep(interval)
+
+    async def _wait_usable(self, cinder, volume, deadline, want_size=None):
+        """Wait until the volume is available (and at least ``want_size``)."""
+        interval = self.home_volume_poll_interval
+        last = None
+        while True:
+            status = volume["status"]
+            if status != last and last is not None:
+                self._volume_event(12, f"Home volume {describe(volume)} is {status}")
+            last = status
+            big_enough = want_size is None or (volume["size"] or 0) >= want_size
+            if status == "available" and big_enough:
+                return volume
+            if status == "in-use" and volume["multiattach"] and big_enough:
+                return volume
+            if status == "deleting":
+                raise _Restart(volume)
+            if status.startswith("error"):
+                raise self._volume_error(
+                    f"Your home volume {describe(volume)} is in status {status}; "
+                    "tell your administrator.",
+                    reason="error",
+                )
+            if time.monotonic() + interval > deadline:
+                where = ""
+                if status in ATTACHED_STATES and attached_to(volume):
+                    where = " (attached to container " + ", ".join(attached_to(volume)) + ")"
+                raise self._volume_error(
+                    f"Your home volume {describe(volume)} was still {status}{where} "
+                    f"after {self.home_volume_timeout:g} s; try again in a minute.",
+                    reason="timeout",
+                )
+            await asyncio.sleep(interval)
+            current = await cinder.get(volume["id"])
+            if current is None:
+                raise _Restart(volume)
+            volume = current
+
+    # -- creating and growing ---------------------------------------------------
+
+    async def _create_home_volume(self, cinder, size):
+        metadata = dict(await self.resolve(self.home_volume_metadata) or {})
+        metadata.update(self.home_volume_identity)
+        attrs = volume_request(
+            name=self.home_volume_name,
+            size=size,
+            metadata=metadata,
+            description=f"JupyterHub home of {self.user.name}"
+            + (f" (server {self.name})" if self.name else "")
+            + f" on hub {self.hub_id}",
+            volume_type=await self.resolve(self.home_volume_type),
+            availability_zone=await self.resolve(self.home_volume_availability_zone),
+        )
+        self._volume_event(10, f"Creating home volume {attrs['name']} ({size} GiB)")
+        try:
+            volume = await cinder.create(attrs)
+        except CloudError as e:
+            if e.status is not None:
+                raise
+            # No answer: the volume may exist all the same; never make a second.
+            self.log.warning("Create of volume %s got no answer (%s); looking it up",
+                             attrs["name"], e)
+            found = await cinder.find(metadata=self.home_volume_identity)
+            found = [v for v in found if v["name"] == attrs["name"]]
+            if len(found) != 1:
+                raise
+            volume = found[0]
+        self.home_volume_id = volume["id"]
+        return volume
+
+    async def _grow(self, cinder, volume, size, deadline):
+        have = volume["size"] or 0
+        if have > size:
+            self.log.info(
+                "Home volume %s is %s GiB, more than the %s GiB asked for; volumes "
+                "never shrink", describe(volume), have, size,
+            )
+            return volume
+        if have == size:
+            return volume
+        self._volume_event(14, f"Growing home volume {describe(volume)} from {have} to {size} GiB")
+        await cinder.extend(volume["id"], size)
+        current = await cinder.get(volume["id"]) or volume
+        return await self._wait_usable(cinder, current, deadline, want_size=size)
+
+    async def _home_volume(self, cinder, size):
+        deadline = time.monotonic() + self.home_volume_timeout
+        while True:
+            candidates = await self._find_home_volumes(cinder)
+            live = [v for v in candidates if v["status"] != "deleting"]
+            if len(live) > 1:
+                ids = ", ".join(sorted(v["id"] for v in live))
+                raise self._volume_error(
+                    f"There are {len(live)} home volumes for this server ({ids}); "
+                    "tell your administrator, who should keep one of them.",
+                    reason="duplicate",
+                )
+            try:
+                if live:
+                    volume = live[0]
+                    self._volume_event(10, f"Using home volume {describe(volume)}")
+                else:
+                    for old in candidates:
+                        self._volume_event(
+                            10, f"Waiting for the old home volume {describe(old)} to be deleted"
+                        )
+                        await self._wait_gone(cinder, old, deadline)
+                        if self.home_volume_id == old["id"]:
+                            self.home_volume_id = None
+                    volume = await self._create_home_volume(cinder, size)
+                volume = await self._wait_usable(cinder, volume, deadline)
+                return await self._grow(cinder, volume, size, deadline)
+            except _Restart as restart:
+                gone = restart.args[0]
+                if self.home_volume_id == gone["id"]:
+                    self.home_volume_id = None
+                if time.monotonic() > deadline:
+                    raise self._volume_error(
+                        f"The home volume {describe(gone)} went away while starting; "
+                        "try again.",
+                        reason="gone",
+                    ) from None
+                continue
+
     async def prepare_home_volume(self):
-        """Return Zun ``mounts`` for this spawn (none yet)."""
-        return []
+        """Find, create or grow this server's home volume; return Zun ``mounts``."""
+        self._home_volume_mounted = False
+        size = await self.resolve(self.home_volume_size)
+        if not size:
+            return []
+        mount_path = await self.resolve(self.home_mount_path)
+        try:
+            volume = await self._home_volume(self.cinder, int(size))
+        except CloudError as e:
+            raise self._translate(e, "prepare the home volume") from None
+        self.home_volume_id = volume["id"]
+        self._home_volume_mounted = True
+        self._volume_event(18, f"Home volume {describe(volume)} is ready")
+        return mounts_for(volume["id"], mount_path)
+
+    # -- deleting ---------------------------------------------------------------
+
+    async def delete_forever(self):
+        """Delete the home volume when configured and when this hub made it."""
+        parent = getattr(super(), "delete_forever", None)
+        if parent is not None:
+            result = parent()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                await result
+        if not self.delete_home_volume_on_delete:
+            if self.home_volume_id:
+                self.log.info(
+                    "Keeping home volume %s of %s (delete_home_volume_on_delete is off)",
+                    self.home_volume_id, self._log_name,
+                )
+            return
+        cinder = self.cinder
+        found = {}
+        if self.home_volume_id:
+            volume = await cinder.get(self.home_volume_id)
+            if volume is not None:
+                found[volume["id"]] = volume
+        identity = self.home_volume_identity
+        per_server_volume = per_server(self.home_volume_name_template)
+        search = {k: identity[k] for k in (META_HUB, META_USER, META_MANAGED_BY)}
+        for volume in await cinder.find(metadata=search):
+            if matches_server(volume, self.name, per_server_volume):
+                found.setdefault(volume["id"], volume)
+        for volume in found.values():
+            if not is_ours(volume, self.hub_id) or conflicts(volume, identity):
+                self.log.warning(
+                    "Not deleting volume %s of %s: this hub did not make it (metadata %s)",
+                    describe(volume), self._log_name, volume["metadata"],
+                )
+                continue
+            await self._delete_home_volume(cinder, volume)
+        self.home_volume_id = None
+
+    async def _delete_home_volume(self, cinder, volume):
+        deadline = time.monotonic() + self.home_volume_timeout
+        interval = self.home_volume_poll_interval
+        while volume["status"] in WAIT_STATES:
+            if time.monotonic() + interval > deadline:
+                raise CloudError(
+                    f"home volume {describe(volume)} was still {volume['status']} after "
+                    f"{self.home_volume_timeout:g} s; not deleted",
+                    service="cinder",
+                )
+            await asyncio.sleep(interval)
+            current = await cinder.get(volume["id"])
+            if current is None:
+                return
+            volume = current
+        if volume["status"] == "deleting":
+            return
+        if await cinder.delete(volume["id"]):
+            self.log.info("Deleted home volume %s of %s", describe(volume), self._log_name)

@@ -26,6 +26,8 @@ def make_spawner(username="alice", servername="", config=None, **traits):
     cfg.ZunSpawner.auth = dict(PASSWORD_AUTH)
     cfg.ZunSpawner.use_hub_poller = False
     cfg.ZunSpawner.start_timeout = 20
+    # Home volumes (Cinder) are off unless a test turns them on.
+    cfg.ZunSpawner.home_volume_size = 0
     for key, value in (config or {}).items():
         setattr(cfg.ZunSpawner, key, value)
     spawner = ZunSpawner(

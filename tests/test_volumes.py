@@ -1,0 +1,533 @@
+"""Cinder home volumes, against recorded Cinder and Zun answers.
+
+Cinder's answers are the recordings in fixtures/recorded-local (values changed
+where a test needs another status, size, id or metadata; never the shape).
+openstacksdk first reads Cinder's version document: fixtures/cinder-generated.
+"""
+
+import asyncio
+import copy
+import json
+import logging
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from jupyterhub.spawner import SpawnException
+
+from magnum_spawner import volumes
+
+from .helpers import make_spawner
+from .recorded import CINDER, FIXTURES, ZUN, body, response
+
+VID = "689d4d3a-1cd7-4e42-b239-90bb0b12ac6a"
+OTHER_VID = "0b9f4a4e-5c3d-4f7e-8a1b-2c3d4e5f6a7b"
+VOLUME = f"{CINDER}/volumes/{VID}"
+OTHER = f"{CINDER}/volumes/{OTHER_VID}"
+DETAIL = f"{CINDER}/volumes/detail"
+CREATE = f"{CINDER}/volumes"
+CINDER_ROOT = "http://127.0.0.1:8776"
+
+ZUN_UUID = "8c38060b-53cf-4138-9476-2dca7aa4d0d6"
+ZUN_LIST = f"{ZUN}/v1/containers?name=jupyter-alice"
+ZUN_CREATE = f"{ZUN}/v1/containers?run=true"
+
+HUB = "hub-1"
+OURS = {
+    "hub.jupyter.org/hub": HUB,
+    "hub.jupyter.org/user": "alice",
+    "hub.jupyter.org/managed-by": "magnum-spawner",
+}
+QUOTA_SENTENCE = "The storage quota of this hub's cloud project is full; tell your administrator."
+
+
+# -- serving Cinder -------------------------------------------------------------
+
+
+@pytest.fixture
+def cinder(cloud):
+    """The recorded cloud plus Cinder's version document."""
+    rec = json.loads((FIXTURES / "cinder-generated" / "cinder-v3-versions.json").read_text())
+    cloud.m.get(f"{CINDER_ROOT}/v3/", json=rec["response"]["body"],
+                headers=rec["response"]["headers"])
+    yield cloud
+    volumes.reset_clients()
+
+
+def change(**values):
+    """A body change for a recorded volume: set these fields (values only)."""
+    def apply(b):
+        v = b["volume"]
+        for key, value in values.items():
+            v[key] = copy.deepcopy(value)
+        if "id" in values:
+            for link in v["links"]:
+                link["href"] = link["href"].replace(VID, values["id"])
+    return apply
+
+
+def listed(**values):
+    """One volume as the recorded ``GET /volumes/detail`` lists it."""
+    v = body("cinder-volumes-detail-filter-name")["volumes"][0]
+    change(**values)({"volume": v})
+    return v
+
+
+def serve_lists(cloud, by_name=(), by_metadata=()):
+    """Answer the name and metadata searches with these volumes."""
+    rec = response("cinder-volumes-detail-filter-name")
+
+    def answer(request, context):
+        context.status_code = rec["status"]
+        context.headers.update(rec["headers"])
+        query = parse_qs(urlsplit(request.url).query)
+        page = dict(rec["body"])
+        page["volumes"] = list(by_metadata if "metadata" in query else by_name)
+        return page
+
+    cloud.m.get(DETAIL, json=answer)
+
+
+def searches(cloud):
+    """The queries the spawner sent to ``GET /volumes/detail``."""
+    return [
+        {k: v[0] for k, v in parse_qs(urlsplit(r.url).query).items()}
+        for r in cloud.requests("GET", "/volumes/detail")
+    ]
+
+
+def zun_starts(cloud):
+    cloud.reply("GET", ZUN_LIST, "zun-containers-list-empty")
+    cloud.reply("POST", ZUN_CREATE, "zun-container-create-with-volume")
+    cloud.reply("GET", f"{ZUN}/v1/containers/{ZUN_UUID}", "zun-container-show-with-volume")
+
+
+def spawner_for(**config):
+    settings = {
+        "hub_id": HUB,
+        "home_volume_size": 1,
+        "home_volume_poll_interval": 0.01,
+        "home_volume_timeout": 2.0,
+    }
+    settings.update(config)
+    return make_spawner(config=settings)
+
+
+def zun_creates(cloud):
+    return [r.json() for r in cloud.requests("POST", "/v1/containers")]
+
+
+def cinder_requests(cloud, method=None):
+    return [r for r in cloud.requests(method, "127.0.0.1:8776/v3/a")]
+
+
+# -- names, pure ------------------------------------------------------------------
+
+
+def test_volume_names_never_collide_between_users_or_servers():
+    name = volumes.volume_name
+    assert name("home-{username}", "alice") == "home-alice"
+    assert name("home-{username}", "Alice") != name("home-{username}", "alice")
+    assert name("home-{username}", "a.b@x.org") != name("home-{username}", "a.b-x.org")
+    assert name("home-{user_server}", "alice", "gpu") == "home-alice--gpu"
+    # "alice--gpu" as a user name is not plain, so it is escaped, never equal
+    assert name("home-{user_server}", "alice--gpu") != name("home-{user_server}", "alice", "gpu")
+
+
+def test_a_bad_template_is_refused_at_config_time():
+    with pytest.raises(Exception, match="home_volume_name_template 'home-{nobody}'"):
+        make_spawner(config={"home_volume_name_template": "home-{nobody}"})
+
+
+# -- off ------------------------------------------------------------------------
+
+
+async def test_size_zero_means_no_cinder_call_and_no_mounts(cinder):
+    zun_starts(cinder)
+    spawner = spawner_for(home_volume_size=0)
+    await spawner.start()
+    assert not cinder.requests(None, "8776")
+    body_sent = zun_creates(cinder)[0]
+    assert "mounts" not in body_sent
+    assert "CHOWN_HOME" not in body_sent["environment"]
+    assert "home_volume_id" not in spawner.get_state()
+
+
+async def test_a_per_user_size_callable_may_turn_volumes_off(cinder):
+    zun_starts(cinder)
+
+    async def size(spawner):
+        return None if spawner.user.name == "alice" else 5
+
+    await spawner_for(home_volume_size=size).start()
+    assert not cinder.requests(None, "8776")
+    assert "mounts" not in zun_creates(cinder)[0]
+
+
+# -- finding ----------------------------------------------------------------------
+
+
+async def test_start_mounts_the_volume_found_by_name(cinder):
+    serve_lists(cinder, by_name=[listed()])
+    zun_starts(cinder)
+    spawner = spawner_for()
+    await spawner.start()
+    sent = zun_creates(cinder)[0]
+    assert sent["mounts"] == [{"source": VID, "destination": "/home/jovyan"}]
+    assert sent["environment"]["CHOWN_HOME"] == "yes"
+    assert sent["environment"]["CHOWN_HOME_OPTS"] == "-R"
+    assert spawner.get_state()["home_volume_id"] == VID
+    assert not cinder_requests(cinder, "POST"), "nothing is created when it exists"
+    assert {"name": "home-alice"} in searches(cinder)
+
+
+async def test_found_by_metadata_after_the_template_was_renamed(cinder):
+    serve_lists(cinder, by_name=[], by_metadata=[listed(metadata=dict(OURS))])
+    zun_starts(cinder)
+    spawner = spawner_for(home_volume_name_template="jhub-{username}", home_mount_path="/home/alice")
+    await spawner.start()
+    assert zun_creates(cinder)[0]["mounts"] == [{"source": VID, "destination": "/home/alice"}]
+    by_meta = [q for q in searches(cinder) if "metadata" in q]
+    # Cinder reads the filter as a dict literal: all three keys must match
+    assert json.loads(by_meta[0]["metadata"]) == OURS
+    assert {"name": "jhub-alice"} in searches(cinder)
+    assert not cinder_requests(cinder, "POST")
+
+
+async def test_the_volume_in_state_is_preferred_and_not_counted_twice(cinder):
+    cinder.reply("GET", VOLUME, "cinder-volume-show-available", change=change(metadata=OURS))
+    serve_lists(cinder, by_name=[listed(metadata=OURS)], by_metadata=[listed(metadata=OURS)])
+    spawner = spawner_for()
+    spawner.load_state({"home_volume_id": VID})
+    mounts = await spawner.prepare_home_volume()
+    assert mounts == [{"source": VID, "destination": "/home/jovyan"}]
+    assert cinder.requests("GET", f"volumes/{VID}")
+
+
+async def test_a_volume_in_state_that_is_gone_is_forgotten_and_replaced(cinder):
+    cinder.m.get(VOLUME, **_kw(response("cinder-volume-show-404")))
+    serve_lists(cinder)
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(id=OTHER_VID))
+    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=change(id=OTHER_VID))
+    spawner = spawner_for()
+    spawner.load_state({"home_volume_id": VID})
+    mounts = await spawner.prepare_home_volume()
+    assert mounts[0]["source"] == OTHER_VID
+    assert spawner.get_state()["home_volume_id"] == OTHER_VID
+
+
+def _kw(rec):
+    kw = {"status_code": rec["status"], "headers": rec["headers"]}
+    if rec["body"] in (None, ""):
+        kw["text"] = ""
+    else:
+        kw["json"] = rec["body"]
+    return kw
+
+
+# -- creating ---------------------------------------------------------------------
+
+
+async def test_missing_volume_is_created_with_our_metadata_and_awaited(cinder):
+    serve_lists(cinder)
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(size=2))
+    cinder.replies("GET", VOLUME,
+                   ("cinder-volume-show-available", change(status="creating", size=2)),
+                   ("cinder-volume-show-available", change(status="creating", size=2)),
+                   ("cinder-volume-show-available", change(size=2)))
+    spawner = spawner_for(
+        home_volume_size=2, home_volume_type="fast",
+        home_volume_availability_zone=lambda s: "nova",
+        home_volume_metadata={"billing": "physics", "hub.jupyter.org/user": "mallory"},
+    )
+    mounts = await spawner.prepare_home_volume()
+    assert mounts == [{"source": VID, "destination": "/home/jovyan"}]
+    posts = cinder_requests(cinder, "POST")
+    assert len(posts) == 1
+    assert posts[0].json() == {"volume": {
+        "name": "home-alice",
+        "size": 2,
+        "metadata": {"billing": "physics", **OURS},  # identity cannot be overridden
+        "description": "JupyterHub home of alice on hub hub-1",
+        "volume_type": "fast",
+        "availability_zone": "nova",
+    }}
+    assert len(cinder.requests("GET", f"volumes/{VID}")) == 3
+    assert spawner.get_state()["home_volume_id"] == VID
+    messages = [e["message"] for e in spawner._events]
+    assert "Creating home volume home-alice (2 GiB)" in messages
+
+
+async def test_per_server_template_gives_a_named_server_its_own_volume(cinder):
+    serve_lists(cinder, by_metadata=[listed(metadata=OURS)])  # alice's per-user volume
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(id=OTHER_VID))
+    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=change(id=OTHER_VID))
+    spawner = make_spawner(servername="gpu", config={
+        "hub_id": HUB, "home_volume_size": 1, "home_volume_poll_interval": 0.01,
+        "home_volume_name_template": "home-{user_server}",
+    })
+    mounts = await spawner.prepare_home_volume()
+    assert mounts[0]["source"] == OTHER_VID
+    sent = cinder_requests(cinder, "POST")[0].json()["volume"]
+    assert sent["name"] == "home-alice--gpu"
+    assert sent["metadata"] == {**OURS, "hub.jupyter.org/server": "gpu"}
+
+
+async def test_a_volume_that_is_being_deleted_is_awaited_then_replaced(cinder):
+    serve_lists(cinder, by_name=[listed(status="deleting")])
+    cinder.m.get(VOLUME, [
+        _kw(response("cinder-volume-show-available")) | {"json": _vol(status="deleting")},
+        _kw(response("cinder-volume-show-404")),
+    ])
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(id=OTHER_VID))
+    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=change(id=OTHER_VID))
+    spawner = spawner_for()
+    mounts = await spawner.prepare_home_volume()
+    assert mounts[0]["source"] == OTHER_VID
+    assert len(cinder_requests(cinder, "POST")) == 1
+    assert any("to be deleted" in e["message"] for e in spawner._events)
+
+
+def _vol(**values):
+    b = body("cinder-volume-show-available")
+    change(**values)(b)
+    return b
+
+
+async def test_a_created_volume_that_goes_to_error_names_it(cinder):
+    serve_lists(cinder)
+    cinder.reply("POST", CREATE, "cinder-volume-create")
+    cinder.replies("GET", VOLUME, ("cinder-volume-show-available", change(status="error")))
+    with pytest.raises(SpawnException) as info:
+        await spawner_for().prepare_home_volume()
+    assert info.value.message == (
+        f"Your home volume home-alice ({VID}) is in status error; tell your administrator."
+    )
+
+
+# -- waiting ----------------------------------------------------------------------
+
+
+async def test_waits_while_the_old_container_lets_go_of_the_volume(cinder):
+    serve_lists(cinder, by_name=[listed(metadata=OURS)], by_metadata=[listed(metadata=OURS)])
+    cinder.replies("GET", VOLUME, "cinder-volume-show-in-use", "cinder-volume-show-in-use",
+                   ("cinder-volume-show-in-use", change(status="detaching")),
+                   "cinder-volume-show-after-detach")
+    spawner = spawner_for()
+    spawner.load_state({"home_volume_id": VID})
+    mounts = await spawner.prepare_home_volume()
+    assert mounts == [{"source": VID, "destination": "/home/jovyan"}]
+    assert len(cinder.requests("GET", f"volumes/{VID}")) == 4
+    assert any("is detaching" in e["message"] for e in spawner._events)
+
+
+async def test_a_volume_in_use_too_long_names_the_container_holding_it(cinder):
+    serve_lists(cinder, by_name=[listed(metadata=OURS)])
+    cinder.reply("GET", VOLUME, "cinder-volume-show-in-use")
+    serve_lists(cinder, by_name=[listed(metadata=OURS, status="in-use")])
+    zun_starts(cinder)
+    spawner = spawner_for(home_volume_timeout=0.2)
+    with pytest.raises(SpawnException) as info:
+        await spawner.start()
+    assert info.value.message == (
+        f"Your home volume home-alice ({VID}) was still in-use (attached to container "
+        f"{ZUN_UUID}) after 0.2 s; try again in a minute."
+    )
+    assert not zun_creates(cinder)
+
+
+async def test_a_volume_in_error_stops_the_start_with_its_name(cinder):
+    serve_lists(cinder, by_name=[listed(status="error")])
+    zun_starts(cinder)
+    with pytest.raises(SpawnException) as info:
+        await spawner_for().start()
+    assert info.value.message == (
+        f"Your home volume home-alice ({VID}) is in status error; tell your administrator."
+    )
+    assert not zun_creates(cinder)
+    assert not cinder_requests(cinder, "POST")
+
+
+async def test_two_volumes_for_one_server_is_an_error_naming_both(cinder):
+    serve_lists(cinder, by_name=[listed()], by_metadata=[listed(id=OTHER_VID, metadata=OURS)])
+    zun_starts(cinder)
+    with pytest.raises(SpawnException) as info:
+        await spawner_for().start()
+    assert info.value.message == (
+        f"There are 2 home volumes for this server ({OTHER_VID}, {VID}); tell your "
+        "administrator, who should keep one of them."
+    )
+    assert not cinder_requests(cinder, "POST")
+    assert not zun_creates(cinder)
+
+
+async def test_a_same_named_volume_of_another_user_is_never_used(cinder):
+    theirs = {**OURS, "hub.jupyter.org/user": "bob"}
+    serve_lists(cinder, by_name=[listed(metadata=theirs)])
+    with pytest.raises(SpawnException) as info:
+        await spawner_for().prepare_home_volume()
+    assert info.value.message == (
+        "A volume named home-alice that is not this server's home already exists; "
+        "tell your administrator."
+    )
+    assert "metadata {'hub.jupyter.org/user': 'bob'}" in info.value.log_message
+    assert not cinder_requests(cinder, "POST")
+
+
+# -- growing ----------------------------------------------------------------------
+
+
+async def test_a_bigger_size_extends_the_volume_at_the_next_start(cinder):
+    serve_lists(cinder, by_name=[listed(metadata=OURS)])
+    # Cinder answers os-extend with 202 and no body, like the recorded delete.
+    cinder.reply("POST", f"{VOLUME}/action", "cinder-volume-delete")
+    cinder.replies("GET", VOLUME,
+                   ("cinder-volume-show-available", change(status="extending")),
+                   ("cinder-volume-show-available", change(size=3)))
+    spawner = spawner_for(home_volume_size=3)
+    mounts = await spawner.prepare_home_volume()
+    assert mounts[0]["source"] == VID
+    actions = cinder.requests("POST", f"volumes/{VID}/action")
+    assert [a.json() for a in actions] == [{"os-extend": {"new_size": 3}}]
+    assert any("Growing home volume" in e["message"] for e in spawner._events)
+
+
+async def test_a_smaller_size_never_shrinks(cinder, caplog):
+    serve_lists(cinder, by_name=[listed(metadata=OURS, size=5)])
+    spawner = spawner_for(home_volume_size=2)
+    with caplog.at_level(logging.INFO):
+        mounts = await spawner.prepare_home_volume()
+    assert mounts[0]["source"] == VID
+    assert not cinder_requests(cinder, "POST")
+    assert "is 5 GiB, more than the 2 GiB asked for; volumes never shrink" in caplog.text
+
+
+async def test_extend_over_quota_is_the_quota_sentence(cinder):
+    serve_lists(cinder, by_name=[listed(metadata=OURS)])
+    cinder.reply("POST", f"{VOLUME}/action", "cinder-volume-create-over-quota")
+    with pytest.raises(SpawnException) as info:
+        await spawner_for(home_volume_size=5000).prepare_home_volume()
+    assert info.value.message == QUOTA_SENTENCE
+
+
+# -- quota ------------------------------------------------------------------------
+
+
+async def test_cinder_over_quota_is_one_plain_sentence_and_no_container_is_made(cinder):
+    serve_lists(cinder)
+    cinder.reply("POST", CREATE, "cinder-volume-create-over-quota")
+    zun_starts(cinder)
+    spawner = spawner_for(home_volume_size=5000)
+    with pytest.raises(SpawnException) as info:
+        await spawner.start()
+    assert info.value.message == QUOTA_SENTENCE
+    assert info.value.status_code == 403
+    # the operator's log has Cinder's own words and its request id
+    assert "Requested 5000G, quota is 1000G" in info.value.log_message
+    assert "req-12ab2b47-97bd-4b1c-ad2d-9fb7f9f821dc" in info.value.log_message
+    assert not zun_creates(cinder)
+    assert "home_volume_id" not in spawner.get_state()
+
+
+# -- state ------------------------------------------------------------------------
+
+
+def test_state_keeps_the_volume_across_stop_and_restart():
+    spawner = make_spawner()
+    spawner.container_id = ZUN_UUID
+    spawner.container_name_in_state = "jupyter-alice"
+    spawner.home_volume_id = VID
+    state = spawner.get_state()
+    assert state == {"container_id": ZUN_UUID, "container_name": "jupyter-alice",
+                     "home_volume_id": VID}
+    fresh = make_spawner()
+    fresh.load_state(json.loads(json.dumps(state)))
+    assert fresh.home_volume_id == VID and fresh.container_id == ZUN_UUID
+    # JupyterHub clears the state after a stop: the container goes, the volume stays
+    fresh.clear_state()
+    assert fresh.get_state() == {"home_volume_id": VID}
+
+
+# -- delete_forever ---------------------------------------------------------------
+
+
+async def test_delete_forever_with_the_flag_off_sends_nothing(cinder):
+    spawner = spawner_for()
+    spawner.load_state({"home_volume_id": VID})
+    await spawner.delete_forever()
+    assert not cinder.requests(None, "8776")
+
+
+async def test_delete_forever_deletes_our_volume_when_configured(cinder):
+    cinder.reply("GET", VOLUME, "cinder-volume-show-available", change=change(metadata=OURS))
+    serve_lists(cinder, by_metadata=[listed(metadata=OURS)])
+    cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
+    spawner = spawner_for(delete_home_volume_on_delete=True)
+    spawner.load_state({"home_volume_id": VID})
+    await spawner.delete_forever()
+    assert len(cinder.requests("DELETE", f"volumes/{VID}")) == 1
+    assert "home_volume_id" not in spawner.get_state()
+
+
+async def test_delete_forever_waits_for_the_container_to_let_go(cinder):
+    ours = change(metadata={**OURS, "attached_mode": "rw"})
+    cinder.replies("GET", VOLUME, ("cinder-volume-show-in-use", ours),
+                   ("cinder-volume-show-in-use", ours),
+                   ("cinder-volume-show-after-detach", change(metadata=OURS)))
+    serve_lists(cinder)
+    cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
+    spawner = spawner_for(delete_home_volume_on_delete=True)
+    spawner.load_state({"home_volume_id": VID})
+    await spawner.delete_forever()
+    assert len(cinder.requests("DELETE", f"volumes/{VID}")) == 1
+    assert len(cinder.requests("GET", f"volumes/{VID}")) == 3
+
+
+async def test_delete_forever_never_deletes_a_volume_the_hub_did_not_make(cinder):
+    # The recorded volume has only the hub key: an administrator made it.
+    cinder.reply("GET", VOLUME, "cinder-volume-show-available")
+    serve_lists(cinder)
+    cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
+    spawner = spawner_for(delete_home_volume_on_delete=True)
+    spawner.load_state({"home_volume_id": VID})
+    await spawner.delete_forever()
+    assert not cinder.requests("DELETE")
+
+
+async def test_delete_forever_of_a_volume_that_is_already_gone_is_done(cinder):
+    cinder.m.get(VOLUME, **_kw(response("cinder-volume-show-404")))
+    serve_lists(cinder)
+    spawner = spawner_for(delete_home_volume_on_delete=True)
+    spawner.load_state({"home_volume_id": VID})
+    await spawner.delete_forever()
+    assert not cinder.requests("DELETE")
+    assert spawner.home_volume_id is None
+
+
+# -- the event loop ---------------------------------------------------------------
+
+
+async def test_the_event_loop_keeps_running_during_a_slow_cinder_call(cinder):
+    rec = response("cinder-volumes-detail-filter-name")
+
+    def slow(request, context):
+        time.sleep(0.4)
+        context.status_code = rec["status"]
+        return rec["body"]
+
+    cinder.m.get(DETAIL, json=slow)
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.02)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        await spawner_for().prepare_home_volume()
+    finally:
+        task.cancel()
+    # two slow searches (metadata, name) took at least 0.8 s; the loop ran meanwhile
+    assert ticks >= 20
