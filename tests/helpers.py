@@ -1,6 +1,7 @@
 """Building spawners for tests without a running hub."""
 
-from jupyterhub.objects import Hub, Server
+from jupyterhub import orm
+from jupyterhub.objects import Hub
 from traitlets.config import Config
 
 from magnum_spawner import ZunSpawner
@@ -33,11 +34,16 @@ def make_spawner(username="alice", servername="", config=None, **traits):
     spawner = ZunSpawner(
         user=FakeUser(username),
         hub=Hub(),
-        name=servername,
+        orm_spawner=orm.Spawner(
+            name=servername,
+            server=orm.Server(
+                proto="http", ip="", port=0, cookie_name="jupyterhub-user",
+                base_url=f"/user/{username}/{servername}",
+            ),
+        ),
         config=cfg,
         api_token="hub-api-token-secret",
         oauth_client_id=f"jupyterhub-user-{username}",
         **traits,
     )
-    spawner.server = Server(base_url=f"/user/{username}/{servername}")
     return spawner
