@@ -1,13 +1,11 @@
-"""Flavors on the local cloud: the limits a flavor sets really hold.
+"""Flavors on the local cloud: the limits a flavor sets hold, and a real hub
+refuses bad choices with a 400 and no container.
 
-Needs the local cloud (``devstack/local-cloud up``) and the e2e harness's ``hub``
-fixture: ``hub.spawner(username, **config)`` returns a ZunSpawner set up for the
-local cloud (credentials, network, a hub_id of its own) with ``config`` applied
-as ``c.ZunSpawner`` settings, and stops every server it made at teardown.
-
-The local driver applies a container's ``memory`` as its memory cgroup limit and
-its ``cpu`` as ``cpu.shares = 1024 * cpu``: a weight that counts when processes
-compete for a core.  Run with ``pytest -m localcloud tests/e2e``.
+Uses the harness of ``tests/e2e/conftest.py`` (``local_spawner``,
+``hub_factory``).  The local driver applies a container's ``memory`` as its
+memory cgroup limit and its ``cpu`` as ``cpu.shares = 1024 * cpu``: a weight
+that counts when processes compete for a core.  Run with ``make e2e`` or
+``pytest -m localcloud tests/e2e/test_flavors_e2e.py``.
 """
 
 import asyncio
@@ -59,8 +57,8 @@ FLAVORS = {
 }
 
 
-def program(hub, username, flavor, script, **env):
-    spawner = hub.spawner(
+def program(local_spawner, username, flavor, script, **env):
+    spawner = local_spawner(
         username,
         flavors=FLAVORS,
         cmd=["python", "-c", script],
@@ -80,9 +78,9 @@ async def wait_for(predicate, timeout, interval=1.0):
         await asyncio.sleep(interval)
 
 
-async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(hub):
-    killed = program(hub, "flavor-oom", "tiny", ALLOCATE, HOLD=3, ALLOC_MIB=512)
-    kept = program(hub, "flavor-roomy", "small", ALLOCATE, HOLD=3, ALLOC_MIB=512)
+async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(local_spawner):
+    killed = program(local_spawner, "flavor-oom", "tiny", ALLOCATE, HOLD=3, ALLOC_MIB=512)
+    kept = program(local_spawner, "flavor-roomy", "small", ALLOCATE, HOLD=3, ALLOC_MIB=512)
     await asyncio.gather(killed.start(), kept.start())
 
     async def stopped():
@@ -102,13 +100,15 @@ async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(hub)
     assert await kept.poll() is None
 
 
-async def test_busy_containers_share_a_core_in_proportion_to_their_cpu(hub, tmp_path):
+async def test_busy_containers_share_a_core_in_proportion_to_their_cpu(
+    local_spawner, tmp_path
+):
     core = max(os.sched_getaffinity(0))
     window = 12
     go = tmp_path / "go"
     env = {"CORE": core, "GO": go, "WINDOW": window}
-    small = program(hub, "flavor-cpu-small", "small", BUSY, **env)
-    large = program(hub, "flavor-cpu-large", "large", BUSY, **env)
+    small = program(local_spawner, "flavor-cpu-small", "small", BUSY, **env)
+    large = program(local_spawner, "flavor-cpu-large", "large", BUSY, **env)
     await asyncio.gather(small.start(), large.start())
     start_at = time.time() + 2
     go.write_text(repr(start_at))
@@ -124,4 +124,48 @@ async def test_busy_containers_share_a_core_in_proportion_to_their_cpu(hub, tmp_
     # cpu.shares 512 against 2048: the large flavor gets four times the time
     assert got_small + got_large > 0.5 * window, (got_small, got_large)
     ratio = got_large / got_small
+    print(f"cpu seconds in {window} s on one core: small {got_small:.2f}, large {got_large:.2f}")
     assert 2.8 < ratio < 5.5, (got_small, got_large)
+
+
+STAFF_HUB = """
+c.ZunSpawner.home_volume_size = 0
+c.ZunSpawner.allowed_flavors = ["small", "standard"]
+c.ZunSpawner.group_overrides = {
+    "staff": {"groups": ["staff"],
+              "spawner_override": {"allowed_flavors": ["small", "standard", "large"]}},
+}
+c.JupyterHub.load_groups = {"staff": {"users": ["flavor-boss"]}}
+"""
+
+
+def containers_of(hub, user):
+    return hub.cloud.containers(**{
+        "hub.jupyter.org/hub": hub.hub_id, "hub.jupyter.org/user": user,
+    })
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"flavor": "large"}, "The flavor 'large' is not available to you; choose one of: small, standard"),
+    ({"flavor": {"cpu": 16, "memory": 8192}}, "must be the name of a flavor (a string), not a JSON object"),
+    ({"memory": "8192"}, "Unknown option 'memory'"),
+    ({"flavor": "x" * 10000}, "The flavor option is 10000 characters long"),
+])
+def test_the_hub_answers_bad_choices_with_400_and_makes_no_container(hub_factory, options, message):
+    hub = hub_factory(STAFF_HUB)
+    r = hub.request_start("flavor-pat", options={"user_options": options})
+    assert r.status_code == 400, r.text
+    assert message in r.json()["message"]
+    assert containers_of(hub, "flavor-pat") == []
+
+
+def test_staff_get_the_large_flavor_and_the_hub_shows_the_choice(hub_factory):
+    hub = hub_factory(STAFF_HUB)
+    server = hub.start_server("flavor-boss", options={"user_options": {"flavor": "large"}})
+    assert server["user_options"] == {"flavor": "large", "profile": "large"}
+    (container,) = containers_of(hub, "flavor-boss")
+    assert (container["cpu"], container["memory"]) == (2.0, "4096")
+    assert container["labels"]["hub.jupyter.org/flavor"] == "large"
+    state = hub.api("GET", "/users/flavor-boss").json()["servers"][""]["state"]
+    assert state["flavor"] == "large"
+    hub.stop_server("flavor-boss")
