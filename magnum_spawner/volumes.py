@@ -544,16 +544,13 @@ class HomeVolumeMixin(Configurable):
                 continue
             wrong = conflicts(volume, identity)
             if wrong:
-                raise self._volume_error(
-                    f"A volume named {name} that is not this server's home already "
-                    "exists; tell your administrator.",
-                    reason="name-conflict",
-                    log_message=(
-                        f"volume {volume['id']} is named {name} but has metadata "
-                        f"{wrong}; set a distinct ZunSpawner.hub_id or "
-                        "home_volume_name_template"
-                    ),
+                # Names are only for people: Cinder allows duplicates, and
+                # volumes are told apart by their metadata.
+                self.log.warning(
+                    "Ignoring volume %s: it is named %s but belongs elsewhere (%s)",
+                    volume["id"], name, wrong,
                 )
+                continue
             found[volume["id"]] = volume
         return list(found.values())
 

@@ -2,7 +2,7 @@
 
 Cinder's answers are the recordings in fixtures/recorded-local (values changed
 where a test needs another status, size, id or metadata; never the shape).
-openstacksdk first reads Cinder's version document: fixtures/cinder-generated.
+openstacksdk first reads Cinder's version document: fixtures/recorded-extra.
 """
 
 import asyncio
@@ -47,7 +47,7 @@ QUOTA_SENTENCE = "The storage quota of this hub's cloud project is full; tell yo
 @pytest.fixture
 def cinder(cloud):
     """The recorded cloud plus Cinder's version document."""
-    rec = json.loads((FIXTURES / "cinder-generated" / "cinder-v3-versions.json").read_text())
+    rec = json.loads((FIXTURES / "recorded-extra" / "cinder-v3-versions.json").read_text())
     cloud.m.get(f"{CINDER_ROOT}/v3/", json=rec["response"]["body"],
                 headers=rec["response"]["headers"])
     yield cloud
@@ -361,17 +361,19 @@ async def test_two_volumes_for_one_server_is_an_error_naming_both(cinder):
     assert not zun_creates(cinder)
 
 
-async def test_a_same_named_volume_of_another_user_is_never_used(cinder):
-    theirs = {**OURS, "hub.jupyter.org/user": "bob"}
+async def test_a_same_named_volume_of_another_hub_is_never_used(cinder, caplog):
+    # e.g. a second hub on the project with the same template: Cinder allows
+    # duplicate names, and volumes are told apart by their metadata.
+    theirs = {**OURS, "hub.jupyter.org/hub": "other-hub"}
     serve_lists(cinder, by_name=[listed(metadata=theirs)])
-    with pytest.raises(SpawnException) as info:
-        await spawner_for().prepare_home_volume()
-    assert info.value.message == (
-        "A volume named home-alice that is not this server's home already exists; "
-        "tell your administrator."
-    )
-    assert "metadata {'hub.jupyter.org/user': 'bob'}" in info.value.log_message
-    assert not cinder_requests(cinder, "POST")
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(id=OTHER_VID))
+    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=change(id=OTHER_VID))
+    with caplog.at_level(logging.WARNING):
+        mounts = await spawner_for().prepare_home_volume()
+    assert mounts[0]["source"] == OTHER_VID
+    assert len(cinder_requests(cinder, "POST")) == 1
+    assert not cinder.requests("GET", f"volumes/{VID}")
+    assert f"Ignoring volume {VID}: it is named home-alice" in caplog.text
 
 
 # -- growing ----------------------------------------------------------------------
