@@ -157,20 +157,17 @@ def local_cloud():
         subprocess.run([str(LOCAL_CLOUD), "down"], check=False)
 
 
-def chp_command():
+def require_chp():
     local = REPO / ".cache" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
-    if local.exists():
-        return str(local)
-    found = shutil.which("configurable-http-proxy")
-    if not found:
+    if not local.exists() and not shutil.which("configurable-http-proxy"):
         pytest.fail("configurable-http-proxy is missing: run `make chp` (make e2e does)")
-    return found
 
 
 class HubProcess:
     """A real JupyterHub process with ZunSpawner, driven through its REST API."""
 
     def __init__(self, workdir, cloud, extra_config=""):
+        require_chp()
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cloud = cloud
@@ -186,25 +183,13 @@ class HubProcess:
         self.write_config()
 
     def write_config(self):
+        """The shared local-cloud hub config plus this hub's own lines."""
         config = f"""
         c = get_config()  # noqa
-        c.JupyterHub.ip = "127.0.0.1"
-        c.JupyterHub.port = {self.port}
-        c.JupyterHub.hub_ip = "127.0.0.1"
-        c.JupyterHub.hub_port = {self.hub_port}
-        c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
-        c.ConfigurableHTTPProxy.command = [{chp_command()!r}]
-        c.ConfigurableHTTPProxy.should_start = True
-        c.JupyterHub.db_url = "sqlite:///{self.workdir}/jupyterhub.sqlite"
-        c.JupyterHub.cookie_secret_file = "{self.workdir}/cookie_secret"
-        c.JupyterHub.pid_file = "{self.workdir}/jupyterhub.pid"
-        c.ConfigurableHTTPProxy.pid_file = "{self.workdir}/proxy.pid"
+        load_subconfig({str(REPO / "etc" / "local_jupyterhub_config.py")!r})
         # a hub restart must leave the servers (and the proxy) running
         c.JupyterHub.cleanup_servers = False
         c.JupyterHub.cleanup_proxy = False
-        c.JupyterHub.authenticator_class = "dummy"
-        c.Authenticator.allow_all = True
-        c.JupyterHub.allow_named_servers = True
         c.JupyterHub.services = [{{"name": "e2e", "api_token": {self.token!r}}}]
         c.JupyterHub.load_roles = [{{
             "name": "e2e-admin",
@@ -212,28 +197,28 @@ class HubProcess:
                        "access:servers", "read:users", "list:users", "tokens"],
             "services": ["e2e"],
         }}]
-        c.JupyterHub.spawner_class = "zun"
-        c.ZunSpawner.cloud = "local"
-        c.ZunSpawner.hub_id = {self.hub_id!r}
-        c.ZunSpawner.image = {IMAGE!r}
-        c.ZunSpawner.args = ["--ServerApp.allow_root=True"]
-        c.ZunSpawner.environment = {{"HOME": "/home/jovyan"}}
-        c.ZunSpawner.workdir = "/home/jovyan"
-        c.ZunSpawner.start_timeout = 120
-        c.ZunSpawner.http_timeout = 60
-        c.ZunSpawner.poll_interval = 5
-        c.ZunSpawner.hub_poll_interval = 2
         """
         config = textwrap.dedent(config) + "\n" + self.extra_config + "\n"
         (self.workdir / "jupyterhub_config.py").write_text(config)
 
+    def environment(self):
+        env = dict(os.environ)
+        env.update({
+            "OS_CLIENT_CONFIG_FILE": str(self.cloud.clouds_yaml),
+            "LOCAL_HUB_DIR": str(self.workdir),
+            "LOCAL_HUB_PORT": str(self.port),
+            "LOCAL_HUB_API_PORT": str(self.hub_port),
+            "LOCAL_HUB_PROXY_API_PORT": str(self.proxy_api_port),
+            "LOCAL_HUB_ID": self.hub_id,
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.pop("OS_CLOUD", None)
+        return env
+
     # -- process ----------------------------------------------------------
 
     def start(self, timeout=60):
-        env = dict(os.environ)
-        env["OS_CLIENT_CONFIG_FILE"] = str(self.cloud.clouds_yaml)
-        env.pop("OS_CLOUD", None)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = self.environment()
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(self.workdir / "jupyterhub_config.py")],

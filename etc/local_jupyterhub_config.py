@@ -1,0 +1,60 @@
+"""JupyterHub configuration for the local stand-in cloud (devstack/local-cloud).
+
+Used by `make demo` and by the end-to-end tests (which load it and add their own
+lines).  Settings come from the environment so that several hubs can run at once:
+
+  LOCAL_HUB_DIR         where the hub keeps its database, cookie secret, pid files
+  LOCAL_HUB_PORT        public port of the proxy (default 8000)
+  LOCAL_HUB_API_PORT    the hub's own port (default 8081)
+  LOCAL_HUB_PROXY_API_PORT  the proxy's API port (default 8001)
+  LOCAL_HUB_ID          ZunSpawner.hub_id (default "local-demo")
+  OS_CLIENT_CONFIG_FILE the clouds.yaml written by `devstack/local-cloud up`
+"""
+
+import os
+import pathlib
+import shutil
+
+c = get_config()  # noqa: F821
+
+repo = pathlib.Path(__file__).resolve().parents[1]
+state = pathlib.Path(os.environ.get("LOCAL_HUB_DIR", repo / ".cache" / "demo"))
+state.mkdir(parents=True, exist_ok=True)
+
+# Everything listens on loopback only.
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = int(os.environ.get("LOCAL_HUB_PORT", 8000))
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(os.environ.get("LOCAL_HUB_API_PORT", 8081))
+c.ConfigurableHTTPProxy.api_url = (
+    f"http://127.0.0.1:{int(os.environ.get('LOCAL_HUB_PROXY_API_PORT', 8001))}"
+)
+chp = repo / ".cache" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
+c.ConfigurableHTTPProxy.command = [str(chp) if chp.exists() else
+                                   shutil.which("configurable-http-proxy") or "configurable-http-proxy"]
+c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
+c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+
+# A login a newcomer can use: any user name, the shared password below.
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = os.environ.get("LOCAL_HUB_PASSWORD", "demo")
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {"admin"}
+c.JupyterHub.allow_named_servers = True
+
+c.JupyterHub.spawner_class = "zun"
+c.ZunSpawner.cloud = "local"
+c.ZunSpawner.hub_id = os.environ.get("LOCAL_HUB_ID", "local-demo")
+# The local cloud maps this image name onto a virtualenv with JupyterLab.
+c.ZunSpawner.image = "quay.io/jupyter/base-notebook"
+# The local driver runs processes as root (no user namespaces here).
+c.ZunSpawner.args = ["--ServerApp.allow_root=True"]
+c.ZunSpawner.environment = {"HOME": "/home/jovyan"}
+c.ZunSpawner.workdir = "/home/jovyan"
+c.ZunSpawner.start_timeout = 120
+c.ZunSpawner.http_timeout = 60
+# Poll often: the demo and the tests want to see a dead server quickly.
+c.ZunSpawner.poll_interval = 5
+c.ZunSpawner.hub_poll_interval = 2
