@@ -43,9 +43,10 @@ async def app(container_server, tmp_path):
     chp = str(CHP) if CHP.exists() else shutil.which("configurable-http-proxy")
     if not chp:
         pytest.skip("configurable-http-proxy is not installed (make chp)")
-    hub = MockHub.instance(spawner_class=ZunSpawner)
+    hub = MockHub.instance(
+        spawner_class=ZunSpawner, cookie_secret_file=str(tmp_path / "cookie_secret")
+    )
     hub.config.ConfigurableHTTPProxy.command = [chp]
-    hub.config.JupyterHub.cookie_secret_file = str(tmp_path / "cookie_secret")
     hub.config.ZunSpawner.auth = dict(PASSWORD_AUTH)
     hub.config.ZunSpawner.port = container_server
     hub.config.ZunSpawner.use_hub_poller = False
