@@ -643,6 +643,31 @@ class HomeVolumeMixin(Configurable):
         self.home_volume_id = volume["id"]
         return volume
 
+    async def _wait_created(self, cinder, volume, deadline):
+        """Wait for a new volume; one that Cinder could not make is removed again."""
+        try:
+            return await self._wait_usable(cinder, volume, deadline)
+        except SpawnException as e:
+            if e.reason != "home-volume-error":
+                raise
+        # Nothing half-made: an empty volume in error would block every later start.
+        try:
+            await cinder.delete(volume["id"])
+        except CloudError as e:
+            self.log.warning("Could not delete failed volume %s: %s", describe(volume), e)
+            raise self._volume_error(
+                f"Cinder could not create your home volume {describe(volume)} (it is in "
+                "status error); tell your administrator.",
+                reason="error",
+            ) from None
+        self.home_volume_id = None
+        raise self._volume_error(
+            f"Cinder could not create your home volume {describe(volume)} (it went to "
+            "status error and was removed); try again, and tell your administrator if "
+            "it happens again.",
+            reason="error",
+        )
+
     async def _grow(self, cinder, volume, size, deadline):
         have = volume["size"] or 0
         if have > size:
@@ -683,6 +708,7 @@ class HomeVolumeMixin(Configurable):
                         if self.home_volume_id == old["id"]:
                             self.home_volume_id = None
                     volume = await self._create_home_volume(cinder, size)
+                    volume = await self._wait_created(cinder, volume, deadline)
                 volume = await self._wait_usable(cinder, volume, deadline)
                 return await self._grow(cinder, volume, size, deadline)
             except _Restart as restart:

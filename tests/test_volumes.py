@@ -294,15 +294,21 @@ def _vol(**values):
     return b
 
 
-async def test_a_created_volume_that_goes_to_error_names_it(cinder):
+async def test_a_created_volume_that_goes_to_error_is_named_and_removed(cinder):
     serve_lists(cinder)
     cinder.reply("POST", CREATE, "cinder-volume-create")
     cinder.replies("GET", VOLUME, ("cinder-volume-show-available", change(status="error")))
+    cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
+    spawner = spawner_for()
     with pytest.raises(SpawnException) as info:
-        await spawner_for().prepare_home_volume()
+        await spawner.prepare_home_volume()
     assert info.value.message == (
-        f"Your home volume home-alice ({VID}) is in status error; tell your administrator."
+        f"Cinder could not create your home volume home-alice ({VID}) (it went to status "
+        "error and was removed); try again, and tell your administrator if it happens again."
     )
+    # nothing half-made: the empty volume in error would block every later start
+    assert len(cinder.requests("DELETE", f"volumes/{VID}")) == 1
+    assert "home_volume_id" not in spawner.get_state()
 
 
 # -- waiting ----------------------------------------------------------------------
