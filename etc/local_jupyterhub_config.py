@@ -8,6 +8,7 @@ lines).  Settings come from the environment so that several hubs can run at once
   LOCAL_HUB_API_PORT    the hub's own port (default 8081)
   LOCAL_HUB_PROXY_API_PORT  the proxy's API port (default 8001)
   LOCAL_HUB_ID          ZunSpawner.hub_id (default "local-demo")
+  LOCAL_HUB_CLOUD       the clouds.yaml entry (default "local")
   OS_CLIENT_CONFIG_FILE the clouds.yaml written by `devstack/local-cloud up`
 """
 
@@ -45,7 +46,7 @@ c.Authenticator.admin_users = {"admin"}
 c.JupyterHub.allow_named_servers = True
 
 c.JupyterHub.spawner_class = "zun"
-c.ZunSpawner.cloud = "local"
+c.ZunSpawner.cloud = os.environ.get("LOCAL_HUB_CLOUD", "local")
 c.ZunSpawner.hub_id = os.environ.get("LOCAL_HUB_ID", "local-demo")
 # The local cloud maps this image name onto a virtualenv with JupyterLab.
 c.ZunSpawner.image = "quay.io/jupyter/base-notebook"

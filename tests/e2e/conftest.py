@@ -141,8 +141,23 @@ class LocalCloud:
         self._loop.close()
 
 
+#: Run the suite against another cloud (e.g. DevStack): its clouds.yaml and cloud.
+EXTERNAL_CLOUDS_YAML = os.environ.get("MAGNUM_E2E_CLOUDS_YAML")
+EXTERNAL_CLOUD = os.environ.get("MAGNUM_E2E_CLOUD", "devstack")
+
+local_only = pytest.mark.skipif(
+    bool(EXTERNAL_CLOUDS_YAML),
+    reason="looks inside the local cloud's processes (not possible on a remote cloud)",
+)
+
+
 @pytest.fixture(scope="session")
 def local_cloud():
+    if EXTERNAL_CLOUDS_YAML:
+        cloud = LocalCloud(pathlib.Path(EXTERNAL_CLOUDS_YAML), EXTERNAL_CLOUD)
+        yield cloud
+        cloud.close()
+        return
     if os.geteuid() != 0:
         pytest.skip("the local cloud needs root (namespaces, cgroups, loop devices)")
     was_up = subprocess.run(
@@ -210,6 +225,7 @@ class HubProcess:
             "LOCAL_HUB_API_PORT": str(self.hub_port),
             "LOCAL_HUB_PROXY_API_PORT": str(self.proxy_api_port),
             "LOCAL_HUB_ID": self.hub_id,
+            "LOCAL_HUB_CLOUD": self.cloud.cloud,
             "PYTHONUNBUFFERED": "1",
         })
         env.pop("OS_CLOUD", None)
@@ -459,7 +475,7 @@ def local_spawner(local_cloud):
 
     def make(username, **config):
         cfg = Config()
-        cfg.ZunSpawner.cloud = "local"
+        cfg.ZunSpawner.cloud = local_cloud.cloud
         cfg.ZunSpawner.hub_id = f"e2e-{uuid.uuid4().hex[:8]}"
         cfg.ZunSpawner.image = IMAGE
         cfg.ZunSpawner.start_timeout = 120

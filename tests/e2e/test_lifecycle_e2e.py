@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import IMAGE, wait_for
+from .conftest import IMAGE, local_only, wait_for
 
 pytestmark = pytest.mark.localcloud
 
@@ -30,7 +30,7 @@ def test_start_reaches_running_and_the_server_answers_through_the_hub(hub):
     container = our_container(hub, "ada")
     assert container["status"] == "Running"
     addr = next(iter(container["addresses"].values()))[0]["addr"]
-    assert addr.startswith("127.") and addr != "127.0.0.1"
+    assert addr != "127.0.0.1"  # an address of its own
     # the hub connects to the address Zun reported
     assert server["url"] == "/user/ada/"
     # and a notebook cell runs in it
@@ -52,6 +52,7 @@ def test_the_container_in_zun_carries_size_labels_and_image(hub):
     assert container["name"] == "jupyter-grace"
 
 
+@local_only
 def test_poll_tracks_a_server_killed_from_outside(hub):
     hub.start_server("linus")
     container = our_container(hub, "linus")
