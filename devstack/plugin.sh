@@ -32,7 +32,7 @@ c.Authenticator.admin_users = {"admin"}
 c.JupyterHub.spawner_class = "zun"
 c.ZunSpawner.cloud = "${JUPYTERHUB_CLOUD}"
 c.ZunSpawner.hub_id = "devstack"
-c.ZunSpawner.default_image = "${JUPYTERHUB_IMAGE}"
+c.ZunSpawner.image = "${JUPYTERHUB_IMAGE}"
 c.ZunSpawner.network = "${JUPYTERHUB_NETWORK}"
 c.ZunSpawner.start_timeout = 600   # the first pull of the image is slow
 PYEOF

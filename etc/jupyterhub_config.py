@@ -19,8 +19,20 @@ c.ZunSpawner.network = "jupyter-net"
 c.ZunSpawner.security_groups = ["jupyter-singleuser"]
 c.ZunSpawner.hub_id = "physics-hub"
 
-# Sizes and images users may choose on the spawn page (issue 5).  The default
-# flavor is the size the hub ran with before: 1 vCPU, 2048 MiB.
+# Sizes and images users may choose on the spawn page.  The default flavors are
+# small (0.5 vCPU, 1024 MiB), standard (1 vCPU, 2048 MiB: the size the hub ran
+# with before, and the default) and large (2 vCPUs, 4096 MiB); staff may have large.
+c.ZunSpawner.allowed_flavors = ["small", "standard"]
+c.ZunSpawner.group_overrides = {
+    "staff": {"groups": ["staff"],
+              "spawner_override": {"allowed_flavors": ["small", "standard", "large"]}},
+}
+c.ZunSpawner.images = {
+    "quay.io/jupyter/base-notebook": {"display_name": "Python",
+                                      "description": "JupyterLab with Python"},
+    "quay.io/jupyter/scipy-notebook": {"display_name": "Scientific Python",
+                                       "description": "NumPy, SciPy, pandas, matplotlib"},
+}
 c.ZunSpawner.default_image = "quay.io/jupyter/base-notebook"
 
 # Home volumes on Cinder: the volume's size is the user's storage quota.
