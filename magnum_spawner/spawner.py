@@ -493,6 +493,9 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
         try:
             await self.apply_flavor()
             await self.zun.ensure_version()
+            if self.container_id:
+                # a container from an earlier spawn (perhaps under another name)
+                await self.zun.delete_and_wait(self.container_id, timeout=self.delete_timeout)
             await self._remove_leftovers(name)
             self.container_id = None
             mounts = await self.prepare_home_volume()

@@ -297,3 +297,16 @@ def test_entry_point_resolves():
     from importlib.metadata import entry_points
     (ep,) = [e for e in entry_points(group="jupyterhub.spawners") if e.name == "zun"]
     assert ep.load() is ZunSpawner
+
+
+async def test_a_container_left_in_state_is_deleted_before_a_new_start(cloud):
+    old = "ad7d3276-c864-446a-aaec-a034acd4fe39"
+    cloud.reply("DELETE", f"{ZUN}/v1/containers/{old}?stop=true", "zun-container-delete-stop-true")
+    cloud.reply("GET", f"{ZUN}/v1/containers/{old}", "zun-container-show-404")
+    creates(cloud, status("Running"))
+    spawner = make_spawner()
+    spawner.load_state({"container_id": old, "container_name": "jupyter-alice-old"})
+    await spawner.start()
+    assert [r.url for r in cloud.requests("DELETE")] == [
+        f"{ZUN}/v1/containers/{old}?stop=true"]
+    assert spawner.container_id == CONTAINER_UUID
