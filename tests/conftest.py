@@ -1,7 +1,7 @@
 import pytest
 import requests_mock
 
-from magnum_spawner import auth, spawner
+from magnum_spawner import auth, spawner, volumes
 from magnum_spawner.poller import HubPoller
 
 from .recorded import KEYSTONE, RecordedCloud
@@ -36,6 +36,7 @@ def clean_environment(monkeypatch, tmp_path):
     for client in spawner._clients.values():
         client.close()
     spawner._clients.clear()
+    volumes.reset_clients()
     auth.reset_cache()
 
 

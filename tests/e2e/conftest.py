@@ -135,6 +135,31 @@ class LocalCloud:
                 pids.append(int(proc.name))
         return pids
 
+    def remove_hub_leftovers(self, hub_id):
+        """Delete a test hub's containers, then its home volumes.
+
+        Tests must not fill the project's quota (10 volumes by default) for the
+        tests after them.
+        """
+        for c in self.containers(**{"hub.jupyter.org/hub": hub_id}):
+            try:
+                self.run(self.zun.delete_and_wait(c["uuid"], timeout=60))
+            except Exception as e:
+                print(f"leftover container {c['uuid']}: {e}")
+        storage = self.block_storage
+        wanted = {"hub.jupyter.org/hub": hub_id}
+        for volume in storage.volumes(details=True, properties=json.dumps(wanted)):
+            if (volume.metadata or {}).get("hub.jupyter.org/hub") != hub_id:
+                continue
+            try:
+                wait_for(
+                    lambda vid=volume.id: storage.get_volume(vid).status != "in-use",
+                    60, 1, f"volume {volume.id} to be detached",
+                )
+                storage.delete_volume(volume.id, ignore_missing=True)
+            except Exception as e:
+                print(f"leftover volume {volume.id}: {e}")
+
     def close(self):
         if self._client is not None:
             self._client.close()
@@ -286,12 +311,7 @@ class HubProcess:
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
             except (ProcessLookupError, ValueError):
                 pass
-        # whatever is left of this hub in Zun is removed too
-        for c in self.cloud.containers(**{"hub.jupyter.org/hub": self.hub_id}):
-            try:
-                self.cloud.run(self.cloud.zun.delete_and_wait(c["uuid"], timeout=60))
-            except Exception as e:
-                print(f"leftover container {c['uuid']}: {e}")
+        self.cloud.remove_hub_leftovers(self.hub_id)
 
     def log_tail(self, lines=60):
         try:
@@ -480,6 +500,7 @@ def local_spawner(local_cloud):
         cfg.ZunSpawner.image = IMAGE
         cfg.ZunSpawner.start_timeout = 120
         cfg.ZunSpawner.use_hub_poller = False
+        cfg.ZunSpawner.home_volume_size = 0  # a test that wants one says so
         for key, value in config.items():
             setattr(cfg.ZunSpawner, key, value)
         spawner = ZunSpawner(
@@ -492,8 +513,4 @@ def local_spawner(local_cloud):
 
     yield make
     for spawner in made:
-        if spawner.container_id:
-            try:
-                local_cloud.run(spawner.stop())
-            except Exception as e:
-                print(f"cleanup of {spawner.user.name}: {e}")
+        local_cloud.remove_hub_leftovers(spawner.hub_id)
