@@ -519,8 +519,12 @@ class HomeVolumeMixin(Configurable):
 
     # -- finding ----------------------------------------------------------------
 
-    async def _find_home_volumes(self, cinder):
-        """Every live volume that is this server's home, by state id, metadata, name."""
+    async def _find_home_volumes(self, cinder, by_name=True):
+        """Every live volume that is this server's home, by state id, metadata, name.
+
+        ``by_name=False`` leaves out volumes found only by their name (which
+        delete_forever must never touch).
+        """
         found = {}
         if self.home_volume_id:
             volume = await cinder.get(self.home_volume_id)
@@ -538,6 +542,8 @@ class HomeVolumeMixin(Configurable):
         for volume in await cinder.find(metadata=search):
             if matches_server(volume, self.name, per_server_volume):
                 found.setdefault(volume["id"], volume)
+        if not by_name:
+            return list(found.values())
         name = self.home_volume_name
         for volume in await cinder.find(name=name):
             if volume["id"] in found:
@@ -756,18 +762,8 @@ class HomeVolumeMixin(Configurable):
                 )
             return
         cinder = self.cinder
-        found = {}
-        if self.home_volume_id:
-            volume = await cinder.get(self.home_volume_id)
-            if volume is not None:
-                found[volume["id"]] = volume
         identity = self.home_volume_identity
-        per_server_volume = per_server(self.home_volume_name_template)
-        search = {k: identity[k] for k in (META_HUB, META_USER, META_MANAGED_BY)}
-        for volume in await cinder.find(metadata=search):
-            if matches_server(volume, self.name, per_server_volume):
-                found.setdefault(volume["id"], volume)
-        for volume in found.values():
+        for volume in await self._find_home_volumes(cinder, by_name=False):
             if not is_ours(volume, self.hub_id) or conflicts(volume, identity):
                 self.log.warning(
                     "Not deleting volume %s of %s: this hub did not make it (metadata %s)",
