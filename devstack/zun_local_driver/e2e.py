@@ -22,37 +22,16 @@ import urllib.parse
 import urllib.request
 import uuid
 
-import yaml
-from keystoneauth1 import adapter
-from keystoneauth1 import loading
-from keystoneauth1 import session as ks_session
+# The cloud's own smoke test has the same set-up steps: use them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from smoke import ZUN_HEADERS, fail, step  # noqa: E402
+from smoke import connect as _connect  # noqa: E402
 
-ZUN_HEADERS = {'OpenStack-API-Version': 'container 1.40'}
 IMAGE = 'quay.io/jupyter/base-notebook'
-T0 = time.monotonic()
-
-
-def step(msg):
-    print('[%6.1fs] %s' % (time.monotonic() - T0, msg), flush=True)
-
-
-def fail(msg):
-    step('FAIL: ' + msg)
-    sys.exit(1)
 
 
 def connect(cloud_dir, cloud):
-    with open(os.path.join(cloud_dir, 'clouds.yaml')) as f:
-        cfg = yaml.safe_load(f)['clouds'][cloud]
-    auth_type = cfg.get('auth_type', 'password')
-    loader = loading.get_plugin_loader(auth_type)
-    auth = loader.load_from_options(**cfg['auth'])
-    sess = ks_session.Session(auth=auth)
-    region = cfg.get('region_name', 'RegionOne')
-    zun = adapter.Adapter(sess, service_type='container', interface='public',
-                          region_name=region)
-    cinder = adapter.Adapter(sess, service_type='block-storage',
-                             interface='public', region_name=region)
+    _session, zun, cinder = _connect(cloud_dir, cloud)
     return zun, cinder
 
 
