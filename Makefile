@@ -30,7 +30,7 @@ $(CHP):
 
 chp: $(CHP)
 
-unit: venv
+unit: venv chp
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 e2e: venv chp
