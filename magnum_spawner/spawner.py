@@ -24,7 +24,13 @@ from traitlets import (
 )
 
 from . import auth, names, objects
-from .errors import CloudConfigError, CloudError, NotFound, OverQuota
+from .errors import (
+    AuthenticationFailed,
+    CloudConfigError,
+    CloudError,
+    NotFound,
+    OverQuota,
+)
 from .flavors import FlavorMixin
 from .poller import HubPoller
 from .volumes import HomeVolumeMixin
@@ -359,7 +365,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
 
     def _translate(self, error, action):
         """A CloudError as a SpawnException with a plain sentence for the user."""
-        if isinstance(error, CloudConfigError):
+        if isinstance(error, (CloudConfigError, AuthenticationFailed)):
             return self._spawn_error(
                 "The hub cannot log in to its cloud; tell your administrator.",
                 reason="cloud-config",

@@ -122,6 +122,7 @@ async def test_wrong_password_reaches_the_spawn_page_as_a_sentence(cloud):
     with pytest.raises(Exception) as info:
         await spawner.start()
     assert info.value.status_code == 500
+    assert info.value.message == "The hub cannot log in to its cloud; tell your administrator."
     assert "Keystone refused" in info.value.log_message
     assert "s3cret-pw" not in info.value.log_message
 
