@@ -31,7 +31,7 @@ def memory_mib(mem_bytes):
     """JupyterHub's ``mem_limit`` (bytes) as Zun's whole MiB, rounded up."""
     if mem_bytes is None:
         return None
-    return max(int(math.ceil(int(mem_bytes) / MIB)), 1)
+    return max(math.ceil(int(mem_bytes) / MIB), 1)
 
 
 def check_memory_mib(mib, what="mem_limit"):

@@ -55,8 +55,7 @@ def negotiate_version(wanted, required, server_min, server_max):
     """
     wanted, required = parse_version(wanted), parse_version(required)
     smin, smax = parse_version(server_min), parse_version(server_max)
-    if required > wanted:
-        required = wanted
+    required = min(required, wanted)
     if smin > wanted:
         raise VersionError(
             f"the Zun API's oldest microversion is {format_version(smin)}, newer than "

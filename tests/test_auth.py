@@ -134,3 +134,13 @@ async def test_one_session_and_one_token_for_all_spawners(cloud):
         await s.zun.get(CONTAINER_UUID)
     assert len({id(s.zun) for s in spawners}) == 1
     assert cloud.token_requests == 1
+
+
+async def test_a_missing_cloud_stops_the_spawn_with_one_line_naming_it(cloud):
+    spawner = make_spawner(config={"auth": {}, "cloud": "nosuchcloud"})
+    with pytest.raises(Exception) as info:
+        await spawner.start()
+    assert info.value.message == "The hub cannot log in to its cloud; tell your administrator."
+    assert "cloud 'nosuchcloud': Cloud nosuchcloud was not found." in info.value.log_message
+    assert "\n" not in info.value.log_message
+    assert not cloud.requests(pattern="9517")
