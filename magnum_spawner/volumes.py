@@ -25,7 +25,7 @@ from openstack import exceptions as sdk_exc
 from traitlets import Bool, Callable, Dict, Float, Integer, Unicode, Union, validate
 from traitlets.config import Configurable
 
-from . import names
+from . import names, objects
 from .errors import (
     AuthenticationFailed,
     CloudError,
@@ -36,14 +36,14 @@ from .errors import (
 
 log = logging.getLogger(__name__)
 
-#: Metadata keys that identify a home volume (the same keys as the containers'
-#: labels).  Only ``managed-by`` says that this software made the volume.
-META_PREFIX = "hub.jupyter.org/"
-META_HUB = META_PREFIX + "hub"
-META_USER = META_PREFIX + "user"
-META_SERVER = META_PREFIX + "server"
-META_MANAGED_BY = META_PREFIX + "managed-by"
-MANAGED_BY = "magnum-spawner"
+#: Metadata keys that identify a home volume: the same keys as the containers'
+#: labels.  Only ``managed-by`` says that this software made the volume.
+META_PREFIX = objects.LABEL_PREFIX
+META_HUB = objects.LABEL_HUB
+META_USER = objects.LABEL_USER
+META_SERVER = objects.LABEL_SERVER
+META_MANAGED_BY = objects.LABEL_MANAGED_BY
+MANAGED_BY = objects.MANAGED_BY
 
 #: Cinder's volume name limit.
 MAX_VOLUME_NAME_LENGTH = 255
