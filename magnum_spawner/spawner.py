@@ -302,6 +302,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
         self._event_signal = None
         self._created_at = None
         self._unknown_since = None
+        self._zun = None
 
     # -- helpers --------------------------------------------------------------
 
@@ -338,7 +339,16 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
 
     @property
     def zun(self):
-        """The hub's shared Zun client for these settings."""
+        """The hub's shared Zun client for these settings.
+
+        Looked up once per spawner: poll() runs for every server on every
+        interval, and the lookup hashes the settings and environment.
+        """
+        if self._zun is None:
+            self._zun = self._shared_zun_client()
+        return self._zun
+
+    def _shared_zun_client(self):
         cloud = self.cloud_session()
         key = (id(cloud), self.zun_api_version, self.api_workers)
         client = _clients.get(key)
