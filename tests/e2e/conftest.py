@@ -425,6 +425,7 @@ class HubProcess:
                         "user_expressions": {}, "allow_stdin": False},
         }))
         out = {"stdout": "", "stderr": "", "error": None, "died": False}
+        replied = idle = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -453,6 +454,12 @@ class HubProcess:
                     out["died"] = True
                     return out
                 elif kind == "execute_reply":
+                    replied = True
+                elif kind == "status" and content["execution_state"] == "idle":
+                    idle = True
+                # the reply (shell) may overtake the output (iopub): the cell is
+                # done when both the reply and the kernel's idle have arrived
+                if replied and idle:
                     return out
         finally:
             conn.close()
