@@ -3,6 +3,8 @@
 No I/O here: tests assert on these bodies directly.
 """
 
+import base64
+import fnmatch
 import math
 import re
 
@@ -18,6 +20,17 @@ LABEL_USER = LABEL_PREFIX + "user"
 LABEL_SERVER = LABEL_PREFIX + "server"
 LABEL_MANAGED_BY = LABEL_PREFIX + "managed-by"
 MANAGED_BY = "magnum-spawner"
+
+#: Environment variables whose values are secrets, whatever set them: JupyterHub's
+#: API token (``JUPYTERHUB_API_TOKEN``, ``JPY_API_TOKEN``) and anything named alike.
+SECRET_NAME_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASSWORD*", "*PASSWD*",
+                        "*CREDENTIAL*", "*_KEY", "*PRIVATE*")
+
+
+def is_secret_name(name, patterns=SECRET_NAME_PATTERNS):
+    upper = name.upper()
+    return any(fnmatch.fnmatchcase(upper, p) for p in patterns)
+
 
 #: Zun status -> "still running" (poll() returns None).
 RUNNING_STATES = frozenset({"Running", "Creating", "Created", "Restarting", "Paused"})
@@ -129,6 +142,33 @@ def build_container(
     if workdir:
         body["workdir"] = workdir
     return body
+
+
+def secret_values(body):
+    """Every secret a create body carries, in each form a reply could quote it.
+
+    The files injected with ``bind`` mounts hold secrets (base64 in ``source``);
+    an environment variable whose name looks secret is one too.
+    """
+    found = set()
+    for mount in body.get("mounts") or []:
+        if mount.get("type") == "bind" and mount.get("source"):
+            found.add(mount["source"])
+            try:
+                found.add(base64.b64decode(mount["source"]).decode())
+            except ValueError:
+                pass
+    for key, value in (body.get("environment") or {}).items():
+        if is_secret_name(key):
+            found.add(str(value))
+    return {s for s in found if s}
+
+
+def redact(text, secrets):
+    """``text`` with each of ``secrets`` replaced by ``<redacted>``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return text
 
 
 def container_address(container, network=None):

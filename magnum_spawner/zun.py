@@ -11,12 +11,14 @@ hub's event loop never waits on the network.
 import asyncio
 import logging
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import exceptions as ks_exc
 
+from . import objects
 from .errors import (
     AuthenticationFailed,
     CloudError,
@@ -160,6 +162,11 @@ class ZunClient:
             # sent again: it could make a second container.
             kwargs["connect_retries"] = 0
             kwargs["status_code_retries"] = 0
+        # keystoneauth's own request log (log=True) prints whole bodies at DEBUG:
+        # a create body and every container view carry what the hub passes to the
+        # server.  One line per call without bodies instead.
+        kwargs["log"] = False
+        started = time.monotonic()
         try:
             resp = self.adapter.request(url, method, **kwargs)
         except ks_exc.Unauthorized as e:
@@ -176,6 +183,10 @@ class ZunClient:
             raise Unreachable(f"cannot reach the Zun API: {e}") from None
         except ks_exc.ClientException as e:
             raise CloudError(f"request failed: {e}") from None
+        log.debug(
+            "%s %s: %s in %.2f s (request %s)", method, resp.url, resp.status_code,
+            time.monotonic() - started, resp.headers.get("X-Openstack-Request-Id", "-"),
+        )
         if resp.status_code >= 400:
             detail, request_id = _error_detail(resp)
             raise error_for_status(resp.status_code, detail, request_id=request_id)
@@ -249,9 +260,15 @@ class ZunClient:
     async def create(self, body, run=True):
         """``POST /containers`` (202, asynchronous). Never retried blindly."""
         params = {"run": "true"} if run else None
-        resp = await self._request(
-            "POST", "/containers", json=body, params=params, idempotent=False
-        )
+        try:
+            resp = await self._request(
+                "POST", "/containers", json=body, params=params, idempotent=False
+            )
+        except CloudError as e:
+            # Zun's schema errors quote the value they refuse, secrets included.
+            e.detail = objects.redact(e.detail, objects.secret_values(body))
+            e.args = (str(e),)
+            raise
         return resp.json()
 
     async def get(self, ident):

@@ -1,0 +1,151 @@
+"""No secret in any log (at DEBUG), in the spawner's state or in an error message.
+
+The secrets: the hub API token JupyterHub gives the spawner, the Keystone password
+or application-credential secret in the hub's cloud config, and the Keystone token
+the hub logs in with.  Every logger that might see a request or response is at
+DEBUG: root, keystoneauth, openstacksdk, urllib3 and the spawner's own.
+"""
+
+import base64
+import json
+import logging
+
+import pytest
+from jupyterhub.spawner import SpawnException
+
+from .helpers import make_spawner
+from .recorded import KEYSTONE, ZUN, status
+from .test_volumes import VID, ZUN_UUID, cinder, listed, serve_lists, zun_starts  # noqa: F401 (fixture)
+
+API_TOKEN = "hub-api-token-secret"  # what helpers.make_spawner hands the spawner
+PASSWORD = "s3cret-pw"  # conftest.PASSWORD_AUTH
+APP_SECRET = "app-cred-s3cret-value"
+KEYSTONE_TOKEN = "gAAAAA-recorded-token"  # recorded.RecordedCloud's token id
+
+APP_CRED_AUTH = {
+    "auth_url": f"{KEYSTONE}/v3",
+    "application_credential_id": "4a2bd4ed0b874a64a5a1a9e4d1f6f7c1",
+    "application_credential_secret": APP_SECRET,
+}
+
+SHOW = f"{ZUN}/v1/containers/{ZUN_UUID}"
+DELETE = f"{SHOW}?stop=true"
+LOGGERS = ("", "keystoneauth", "openstack", "urllib3", "requests_mock", "traitlets",
+           "magnum_spawner")
+
+
+def forms(secret):
+    """A secret as it could appear: as is, base64-encoded (file injection), JSON."""
+    return {secret, base64.b64encode(secret.encode()).decode(), json.dumps(secret)}
+
+
+def leaks(text, secrets):
+    return sorted({s for secret in secrets for s in forms(secret) if s in text})
+
+
+class Everything(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record):
+        self.records.append(self.format(record))
+
+    @property
+    def text(self):
+        return "\n".join(self.records)
+
+
+@pytest.fixture
+def debug_logs():
+    handler = Everything()
+    saved = {}
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = logger.level
+        logger.setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    yield handler
+    logging.getLogger().removeHandler(handler)
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def full_lifecycle_cloud(cinder):
+    serve_lists(cinder, by_name=[listed()])
+    zun_starts(cinder)
+    cinder.reply("DELETE", DELETE, "zun-container-delete-stop-true")
+    cinder.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
+
+
+@pytest.mark.parametrize("auth, cloud_secret", [
+    (None, PASSWORD), (APP_CRED_AUTH, APP_SECRET),
+], ids=["password", "application-credential"])
+async def test_start_poll_stop_at_debug_logs_no_secret(cinder, debug_logs, auth, cloud_secret):
+    full_lifecycle_cloud(cinder)
+    config = {"hub_id": "hub-1", "home_volume_size": 1, "home_volume_poll_interval": 0.01,
+              "home_volume_timeout": 2.0}
+    if auth:
+        config["auth"] = auth
+    spawner = make_spawner(config=config)
+    await spawner.start()
+    assert await spawner.poll() is None
+    state = spawner.get_state()
+    # after the start the show answers 404: stop() waits for that
+    cinder.reply("GET", SHOW, "zun-container-show-404")
+    await spawner.stop()
+    secrets = (API_TOKEN, cloud_secret, KEYSTONE_TOKEN)
+
+    # the test sees what it claims to: requests and their bodies reached the loggers
+    assert cinder.requests("POST", "/v1/containers")
+    assert "9517/v1/containers" in debug_logs.text
+    assert leaks(debug_logs.text, secrets) == []
+    assert leaks(json.dumps(state), secrets) == []
+    assert leaks(json.dumps(spawner.get_state()), secrets) == []
+    assert state["home_volume_id"] == VID
+
+
+async def test_a_refused_create_that_echoes_the_body_leaks_nothing(cloud, debug_logs):
+    """Zun's schema errors quote the offending value; that value may be a secret."""
+    cloud.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
+
+    def echo(request, context):
+        context.status_code = 400
+        sent = request.json()
+        detail = (
+            "Invalid input for field 'mounts'.Value: "
+            f"{sent.get('mounts')!r}. Environment {sent['environment']!r} "
+            "is not valid under any of the given schemas"
+        )
+        rec = json.loads(json.dumps(bad_request))
+        for err in rec["errors"]:
+            err["detail"] = err["title"] = detail
+        return rec
+
+    from .recorded import body
+    bad_request = body("zun-container-create-bad-name")
+    cloud.m.post(f"{ZUN}/v1/containers?run=true", json=echo)
+    spawner = make_spawner()
+    with pytest.raises(SpawnException) as info:
+        await spawner.start()
+    error = info.value
+    assert "Invalid input for field 'mounts'" in error.message
+    secrets = (API_TOKEN, PASSWORD, KEYSTONE_TOKEN)
+    for text in (error.message, error.log_message or "", str(error), debug_logs.text):
+        assert leaks(text, secrets) == []
+
+
+async def test_a_poll_of_a_container_whose_view_carries_a_token_logs_nothing(cloud, debug_logs):
+    """A container made before file injection shows the token in its environment."""
+    def with_token(b):
+        status("Running")(b)
+        b["environment"]["JUPYTERHUB_API_TOKEN"] = API_TOKEN
+
+    cloud.reply("GET", f"{ZUN}/v1/containers/{ZUN_UUID}", "zun-container-show-running",
+                change=with_token)
+    spawner = make_spawner()
+    spawner.load_state({"container_id": ZUN_UUID, "container_name": "jupyter-alice"})
+    assert await spawner.poll() is None
+    assert cloud.requests("GET", ZUN_UUID)
+    assert leaks(debug_logs.text, (API_TOKEN, PASSWORD, KEYSTONE_TOKEN)) == []
