@@ -284,3 +284,44 @@ def test_dedicated_cpus_pin_the_process(state_dir, cgroup_parent):
     assert cdir.start()['ok']
     wait_status(cdir)
     assert cdir.read_log().split()[-1] == str(cpu)
+
+
+# The shared API (runtime.build_env/launch/destroy) that zun-compute's
+# driver and the Magnum cluster's kubelet stand-in both run containers with.
+
+def test_launch_applies_limits_and_destroy_leaves_nothing(state_dir,
+                                                         cgroup_parent):
+    cid = str(uuid.uuid4())
+    cdir = runtime.ContainerDir(state_dir, cid)
+    env = runtime.build_env({'GREETING': 'hi', 'BIND': '0.0.0.0'},
+                            '/opt/rt', '127.10.0.9', 'h1', '/usr/bin:/bin')
+    assert env['PATH'] == '/opt/rt/bin:/usr/bin:/bin'
+    assert env['BIND'] == '127.10.0.9' and env['HOSTNAME'] == 'h1'
+    cdir.write_spec({'argv': ['sleep', '60'], 'env': env, 'cwd': '/',
+                     'hostname': 'h1', 'mounts': []})
+    cg = cgroups.CgroupSet('/sys/fs/cgroup', cgroup_parent, cid)
+    report = runtime.launch(cdir, cg, memory_mib=96,
+                            default_memory_swap_mib=-1, cpu=0.25)
+    assert report['ok'] and cdir.child_alive()
+    with open(cg.path('memory') + '/memory.limit_in_bytes') as f:
+        assert int(f.read()) == 96 * 1024 * 1024
+    with open(cg.path('cpu') + '/cpu.shares') as f:
+        assert int(f.read()) == 256
+    pid = cdir.supervisor()['child_pid']
+    assert runtime.destroy(cdir, cg) == []
+    assert not os.path.exists('/proc/%d' % pid) or \
+        runtime.sv.proc_stat(pid)[0] == 'Z'
+    assert not os.path.exists(cdir.path)
+    assert not os.path.isdir(cg.path('memory'))
+
+
+def test_launch_raises_when_set_up_fails(state_dir, cgroup_parent):
+    cid = str(uuid.uuid4())
+    cdir = runtime.ContainerDir(state_dir, cid)
+    cdir.write_spec({'argv': ['true'], 'env': {}, 'cwd': '/',
+                     'mounts': [{'type': 'loop', 'source': '/nonexistent.img',
+                                 'target': '/tmp/zld-never-%s' % cid[:8]}]})
+    cg = cgroups.CgroupSet('/sys/fs/cgroup', cgroup_parent, cid)
+    with pytest.raises(runtime.StartError, match='set-up failed'):
+        runtime.launch(cdir, cg, memory_mib=64)
+    assert runtime.destroy(cdir, cg) == []

@@ -204,14 +204,8 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
                               'preserve_on_delete': preserve}]}
 
     def _build_env(self, container, runtime_dir, addr, hostname):
-        env = addresses.localise_env(container.environment or {}, addr)
-        base_path = env.get('PATH') or _opts().default_path
-        env['PATH'] = os.path.join(runtime_dir, 'bin') + ':' + base_path
-        env.setdefault('VIRTUAL_ENV', runtime_dir)
-        env.setdefault('HOME', '/root')
-        env.setdefault('HOSTNAME', hostname)
-        env.setdefault('LANG', 'C.UTF-8')
-        return env
+        return runtime.build_env(container.environment, runtime_dir, addr,
+                                 hostname, _opts().default_path)
 
     def _mounts(self, context, container, requested_volumes):
         mounts = []
@@ -320,35 +314,21 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
         state, _ = cdir.state()
         if state == runtime.RUNNING:
             return self._populate(container, force=True)
-        spec = cdir.spec()
         cpuset_cpus = cpuset_mems = None
         if container.cpu_policy == 'dedicated' and container.cpuset:
             cpuset_cpus = container.cpuset.cpuset_cpus or None
             cpuset_mems = container.cpuset.cpuset_mems or None
-        groups = self._cgroups(container.uuid).create(
-            memory_mib=self._memory_mib(container),
-            default_memory_swap_mib=CONF.default_memory_swap,
-            cpu=container.cpu, cpuset_cpus=cpuset_cpus,
-            cpuset_mems=cpuset_mems)
-        spec.update(groups)
-        cdir.write_spec(spec)
         t0 = time.monotonic()
         try:
-            report = cdir.start(python=_opts().supervisor_python,
-                                timeout=_opts().start_timeout)
+            runtime.launch(cdir, self._cgroups(container.uuid),
+                           python=_opts().supervisor_python,
+                           timeout=_opts().start_timeout,
+                           memory_mib=self._memory_mib(container),
+                           default_memory_swap_mib=CONF.default_memory_swap,
+                           cpu=container.cpu, cpuset_cpus=cpuset_cpus,
+                           cpuset_mems=cpuset_mems)
         except runtime.StartError as e:
             raise exception.ZunException(str(e))
-        if not report.get('ok'):
-            # The status file follows the report within milliseconds.
-            for _ in range(100):
-                if cdir.status() is not None:
-                    break
-                time.sleep(0.02)
-            status = cdir.status() or {}
-            if status.get('exit_code') in (125, 255) or not status:
-                # Set-up failed before exec: Docker's start would fail.
-                raise exception.ZunException(
-                    report.get('error') or 'container failed to start')
         LOG.info('Started container %s in %.2f s', container.uuid,
                  time.monotonic() - t0)
         return self._populate(container, force=True)
@@ -398,23 +378,9 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
         return self._populate(container, force=True)
 
     def delete(self, context, container, force):
-        cdir = self._dir(container)
-        if cdir.exists():
-            cg = self._cgroups(container.uuid)
-            if cdir.child_alive():
-                cdir.signal(9)
-                if cg.frozen():
-                    cg.freeze(False)
-                cdir.wait_exited(30)
-            # The volumes' loop devices go away with the mount namespace,
-            # i.e. when the supervisor exits: wait for it.
-            if not cdir.wait_supervisor_gone(30):
-                LOG.warning('Supervisor of container %s still running',
-                            container.uuid)
-            if not cg.remove():
-                LOG.warning('cgroups of container %s not removed (busy)',
-                            container.uuid)
-            cdir.remove()
+        for problem in runtime.destroy(self._dir(container),
+                                       self._cgroups(container.uuid)):
+            LOG.warning('Deleting container %s: %s', container.uuid, problem)
         addresses.release(self.state_dir, container.uuid)
         LOG.info('Deleted container %s', container.uuid)
 

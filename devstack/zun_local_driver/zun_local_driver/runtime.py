@@ -1,4 +1,8 @@
-"""A container's on-disk state and its supervisor, seen from zun-compute.
+"""A container's on-disk state and its supervisor, seen from its manager.
+
+Shared by zun-compute's ``ProcessDriver`` and the Magnum local cluster's
+kubelet stand-in (``devstack/magnum_local_driver``): both describe a
+container as a spec (``build_env``), ``launch`` it and ``destroy`` it.
 
 zun-compute never waits on a container process: it starts a supervisor
 (``supervisor.py``) with Popen, reaps the short-lived intermediate process
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import time
 
+from zun_local_driver import addresses
 from zun_local_driver import supervisor as sv
 
 SUPERVISOR_SCRIPT = os.path.abspath(sv.__file__.replace('.pyc', '.py'))
@@ -226,6 +231,64 @@ class ContainerDir(object):
 
     def remove(self):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def build_env(environment, runtime_dir, addr, hostname, default_path):
+    """The environment of a container's pid 1: the requested one with "all
+    interfaces" pointed at *addr*, the runtime's ``bin/`` first in PATH."""
+    env = addresses.localise_env(environment or {}, addr)
+    base_path = env.get('PATH') or default_path
+    env['PATH'] = os.path.join(runtime_dir, 'bin') + ':' + base_path
+    env.setdefault('VIRTUAL_ENV', runtime_dir)
+    env.setdefault('HOME', '/root')
+    env.setdefault('HOSTNAME', hostname)
+    env.setdefault('LANG', 'C.UTF-8')
+    return env
+
+
+def launch(cdir, cgroupset, python=None, timeout=60, **limits):
+    """Create the container's cgroups (*limits*: ``CgroupSet.create``'s
+    arguments), record them in its spec and start its supervisor.
+
+    Returns the supervisor's report.  Raises ``StartError`` when set-up
+    failed before exec (a mount, a cgroup): Docker's start fails the same
+    way.  A command that cannot be exec'd is an exit (127/126), not an
+    error here.
+    """
+    spec = cdir.spec()
+    spec.update(cgroupset.create(**limits))
+    cdir.write_spec(spec)
+    report = cdir.start(python=python, timeout=timeout)
+    if not report.get('ok'):
+        # The status file follows the report within milliseconds.
+        for _ in range(100):
+            if cdir.status() is not None:
+                break
+            time.sleep(0.02)
+        status = cdir.status() or {}
+        if status.get('exit_code') in (125, 255) or not status:
+            raise StartError(report.get('error')
+                             or 'container failed to start')
+    return report
+
+
+def destroy(cdir, cgroupset, timeout=30):
+    """SIGKILL pid 1 if it runs, wait for the supervisor to exit (the
+    volumes' loop devices go with its mount namespace), remove the cgroups
+    and the state directory.  Returns what could not be cleaned (text)."""
+    problems = []
+    if cdir.exists():
+        if cdir.child_alive():
+            cdir.signal(signal_module.SIGKILL)
+            if cgroupset.frozen():
+                cgroupset.freeze(False)
+            cdir.wait_exited(timeout)
+        if not cdir.wait_supervisor_gone(timeout):
+            problems.append('supervisor of %s still running' % cdir.uuid)
+        if not cgroupset.remove():
+            problems.append('cgroups of %s not removed (busy)' % cdir.uuid)
+        cdir.remove()
+    return problems
 
 
 def list_dirs(state_dir):
