@@ -8,32 +8,43 @@ onto one name.  The scheme:
   ``[a-z0-9._-]``, starts and ends with a letter or digit, contains no ``--`` and
   fits the length budget;
 - anything else becomes an *escaped* slug: the safe characters that remain, then
-  ``---`` and the first 8 hex digits of the SHA-256 of the original text;
+  ``---`` and 65 bits of the SHA-256 of the original text in lower-case base32
+  (13 characters: at a million users the chance that any two of them share a
+  hash is below one in ten million);
 - user and server slugs are joined with ``--``.
 
 A plain slug never contains ``--`` and an escaped one always contains ``---``, so a
 joined name can be split back unambiguously: two different pairs cannot collide.
 """
 
+import base64
 import hashlib
 import re
 
-ZUN_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+#: Zun's name pattern; always applied with fullmatch (``$`` would let a
+#: trailing newline through).
+ZUN_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 # Zun allows 255 characters, but the name often becomes the container's hostname,
 # which DNS limits to 63.
 MAX_NAME_LENGTH = 63
 
-_PLAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+_PLAIN_RE = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
 _UNSAFE_RE = re.compile(r"[^a-z0-9._-]+")
-_HASH_LEN = 8
+#: 13 base32 characters carry 65 bits.
+_HASH_LEN = 13
 
 
 def _hash(text):
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_HASH_LEN]
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:_HASH_LEN]
 
 
 def is_plain(text, max_length):
-    return bool(_PLAIN_RE.match(text)) and "--" not in text and len(text) <= max_length
+    return (
+        _PLAIN_RE.fullmatch(text) is not None
+        and "--" not in text
+        and len(text) <= max_length
+    )
 
 
 def slug(text, max_length=30):
@@ -63,10 +74,10 @@ def validate_name(name):
             f"container name {name!r} is {len(name)} characters long; "
             f"the limit is {MAX_NAME_LENGTH} (it is used as a hostname)"
         )
-    if not ZUN_NAME_RE.match(name):
+    if not ZUN_NAME_RE.fullmatch(name):
         raise ValueError(
             f"container name {name!r} does not match Zun's pattern "
-            f"{ZUN_NAME_RE.pattern}"
+            f"^{ZUN_NAME_RE.pattern}$"
         )
     return name
 
