@@ -203,7 +203,15 @@ class CinderVolumes:
     async def _call(self, func, *args, **kwargs):
         def run():
             try:
-                return func(*args, **kwargs)
+                try:
+                    return func(*args, **kwargs)
+                except sdk_exc.HttpException as e:
+                    if e.status_code != 401:
+                        raise
+                    # A token refused in a race with another thread's
+                    # re-authentication (see ZunClient): once more, new token.
+                    log.info("Cinder refused the token; retrying with a new one")
+                    return func(*args, **kwargs)
             except (sdk_exc.SDKException, ks_exc.ClientException) as e:
                 raise _translate_sdk(e) from None
 

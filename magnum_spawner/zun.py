@@ -166,6 +166,22 @@ class ZunClient:
         # a create body and every container view carry what the hub passes to the
         # server.  One line per call without bodies instead.
         kwargs["log"] = False
+        resp = self._send(method, url, **kwargs)
+        if resp.status_code == 401:
+            # The token was refused (revoked server-side, say).  keystoneauth
+            # re-authenticates and resends only in the thread whose invalidate()
+            # dropped the cached token; a request that raced it comes back 401
+            # although a fresh token is (or is about to be) there.  A 401 did
+            # nothing, so even a create is safe to send once more.  (Without a
+            # second invalidate: a fresh token refused again is a real refusal.)
+            log.info("Zun refused the token for %s %s; retrying with a new one", method, url)
+            resp = self._send(method, url, allow_reauth=False, **kwargs)
+        if resp.status_code >= 400:
+            detail, request_id = _error_detail(resp)
+            raise error_for_status(resp.status_code, detail, request_id=request_id)
+        return resp
+
+    def _send(self, method, url, **kwargs):
         started = time.monotonic()
         try:
             resp = self.adapter.request(url, method, **kwargs)
@@ -187,9 +203,6 @@ class ZunClient:
             "%s %s: %s in %.2f s (request %s)", method, resp.url, resp.status_code,
             time.monotonic() - started, resp.headers.get("X-Openstack-Request-Id", "-"),
         )
-        if resp.status_code >= 400:
-            detail, request_id = _error_detail(resp)
-            raise error_for_status(resp.status_code, detail, request_id=request_id)
         return resp
 
     async def _request(self, method, url, **kwargs):

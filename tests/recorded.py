@@ -10,6 +10,7 @@ import datetime
 import json
 import pathlib
 import re
+import threading
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 RECORDED = FIXTURES / "recorded-local"
@@ -48,6 +49,14 @@ class RecordedCloud:
     def __init__(self, mocker):
         self.m = mocker
         self.token_requests = 0
+        #: issue a new token id at every login (to revoke one server-side)
+        self.fresh_tokens = False
+        self.revoked = set()
+        #: refuse every token (see unauthorized_if_revoked)
+        self.revoke_all = False
+        #: called when a request is refused (to replay a race between threads)
+        self.on_refusal = None
+        self._token_lock = threading.Lock()
         root = response("keystone-v3")
         self.m.get(f"{KEYSTONE}/v3", json=root["body"], status_code=200)
         self.m.get(f"{KEYSTONE}/v3/", json=root["body"], status_code=200)
@@ -55,13 +64,18 @@ class RecordedCloud:
         self.zun_root("1.1", "1.40")
 
     def _token(self, request, context):
-        self.token_requests += 1
+        with self._token_lock:
+            self.token_requests += 1
+            token = (
+                f"gAAAAA-token-{self.token_requests}" if self.fresh_tokens
+                else "gAAAAA-recorded-token"
+            )
         rec = response("keystone-token-password")
         context.status_code = rec["status"]
         context.headers.update(rec["headers"])
         # The recording keeps only selected headers; keystoneauth needs the token
         # id, and the recorded expiry is long past: same shape, new values.
-        context.headers["X-Subject-Token"] = "gAAAAA-recorded-token"
+        context.headers["X-Subject-Token"] = token
         rec["body"]["token"]["expires_at"] = future()
         return rec["body"]
 
@@ -101,6 +115,22 @@ class RecordedCloud:
                 entry["json"] = rec["body"]
             out.append(entry)
         return self.m.register_uri(method, url, out)
+
+    def unauthorized_if_revoked(self, answer):
+        """Wrap a requests-mock callback: a revoked token gets keystonemiddleware's 401."""
+        refused = response("keystone-token-wrong-password")
+
+        def wrapped(request, context):
+            token = request.headers.get("X-Auth-Token")
+            if self.revoke_all or token in self.revoked:
+                if self.on_refusal is not None:
+                    self.on_refusal()
+                context.status_code = refused["status"]
+                context.headers.update(refused["headers"])
+                return refused["body"]
+            return answer(request, context)
+
+        return wrapped
 
     def requests(self, method=None, pattern=""):
         return [
