@@ -75,6 +75,13 @@ class CloudConfigError(CloudError):
         super().__init__(detail, **kw)
 
 
+def is_transient(error):
+    """Whether the same request may well work a moment later (5xx, no answer)."""
+    if isinstance(error, (VersionError, CloudConfigError)):
+        return False
+    return error.status is None or error.status >= 500
+
+
 _BY_STATUS = {
     400: BadRequest,
     401: AuthenticationFailed,

@@ -30,6 +30,7 @@ from .errors import (
     CloudError,
     NotFound,
     OverQuota,
+    is_transient,
 )
 from .flavors import FlavorMixin
 from .poller import HubPoller
@@ -465,25 +466,69 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
             workdir=self.workdir,
         )
 
-    async def _create(self, body):
-        """Create once; if the answer was lost, find what the request made."""
+    #: Seconds to keep looking, after a create without a clear answer, for the
+    #: container it may have made (Zun records it before answering; a reset
+    #: connection can hide a commit made a moment later).
+    lost_create_window = 10.0
+
+    async def _create(self, body, deadline):
+        """Create once; without a clear answer, find what the request made.
+
+        A 4xx means Zun made nothing.  A 5xx (a proxy's 504, say) or no answer
+        at all may hide a container that exists: look it up by name and adopt
+        it rather than sending the create again.
+        """
+        name = body["name"]
         try:
             return await self.zun.create(body, run=True)
         except CloudError as e:
-            if e.status is not None:
+            if not is_transient(e):
                 raise
-            self.log.warning("Create of %s got no answer (%s); looking it up", body["name"], e)
-            for found in await self.zun.find_by_name(body["name"]):
-                if objects.is_ours(found, self.own_labels):
-                    return found
-            raise
+            lost = e
+        self.log.warning("Create of %s got no clear answer (%s); looking it up", name, lost)
+        loop = asyncio.get_running_loop()
+        until = min(deadline, loop.time() + self.lost_create_window)
+        while True:
+            try:
+                found = await self._find_ours(name)
+            except CloudError as e:
+                if not is_transient(e):
+                    raise
+                found = []
+            if found:
+                self.log.info("Create of %s had made container %s", name, found[0]["uuid"])
+                return found[0]
+            if loop.time() + 0.5 > until:
+                raise lost
+            await asyncio.sleep(0.5)
+
+    async def _find_ours(self, name):
+        """This server's containers named ``name``, oldest first."""
+        found = [
+            c for c in await self.zun.find_by_name(name)
+            if objects.is_ours(c, self.own_labels)
+        ]
+        return sorted(found, key=lambda c: c.get("created_at") or "")
 
     async def _wait_running(self, uuid, deadline):
         loop = asyncio.get_running_loop()
         interval = 0.5
         last = None
         while True:
-            container = await self.zun.get(uuid)
+            try:
+                container = await self.zun.get(uuid)
+            except CloudError as e:
+                # A 500 or a reset while Zun works on the container says
+                # nothing about the container: look again until the deadline.
+                if not is_transient(e):
+                    raise
+                self.log.warning("%s: reading container %s failed, retrying: %s",
+                                 self._log_name, uuid, e)
+                if loop.time() + interval > deadline:
+                    raise TimeoutError(last) from None
+                await asyncio.sleep(interval)
+                interval = min(interval * 1.5, 3.0)
+                continue
             status = container.get("status")
             if status != last:
                 self._emit(60, f"Container is {status}")
@@ -517,7 +562,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
             mounts = await self.prepare_home_volume()
             body = await self.build_body(name, mounts)
             self._emit(20, f"Creating container {name}")
-            created = await self._create(body)
+            created = await self._create(body, deadline)
         except SpawnException:
             raise
         except CloudError as e:

@@ -310,3 +310,73 @@ async def test_a_container_left_in_state_is_deleted_before_a_new_start(cloud):
     assert [r.url for r in cloud.requests("DELETE")] == [
         f"{ZUN}/v1/containers/{old}?stop=true"]
     assert spawner.container_id == CONTAINER_UUID
+
+
+def our_listing(b):
+    """The recorded name listing, reduced to one container of alice's default server."""
+    b["containers"] = b["containers"][:1]
+    b["containers"][0]["labels"].update({
+        "hub.jupyter.org/hub": "jupyterhub", "hub.jupyter.org/server": "",
+        "hub.jupyter.org/managed-by": "magnum-spawner"})
+
+
+@pytest.mark.parametrize("answer", [
+    {"status_code": 500, "text": ""},  # Zun's own 500 (recorded shape: empty body)
+    {"status_code": 504, "text": "<html>Gateway Time-out</html>"},  # a proxy gave up
+])
+async def test_a_create_answered_5xx_is_looked_up_and_adopted(cloud, answer):
+    cloud.replies("GET", LIST_BY_NAME, "zun-containers-list-empty",
+                  ("zun-containers-list-filter-name", our_listing))
+    cloud.m.post(CREATE, **answer)
+    cloud.reply("GET", SHOW, "zun-container-show-running", change=status("Running"))
+    spawner = make_spawner()
+    assert await spawner.start() == "http://127.0.0.1:8888"
+    assert len(cloud.requests("POST", "containers")) == 1
+    assert spawner.container_id == CONTAINER_UUID
+
+
+async def test_a_reset_create_whose_commit_lands_later_is_adopted(cloud):
+    import requests
+    # Zun committed the container 0.3 s after the connection was reset:
+    # the first look finds nothing, a later one finds it.
+    cloud.replies("GET", LIST_BY_NAME, "zun-containers-list-empty",
+                  "zun-containers-list-empty",
+                  ("zun-containers-list-filter-name", our_listing))
+    cloud.m.post(CREATE, exc=requests.exceptions.ConnectionError("Connection reset by peer"))
+    cloud.reply("GET", SHOW, "zun-container-show-running", change=status("Running"))
+    spawner = make_spawner()
+    assert await spawner.start() == "http://127.0.0.1:8888"
+    assert len(cloud.requests("POST", "containers")) == 1
+    assert spawner.container_id == CONTAINER_UUID
+
+
+async def test_a_create_answered_500_that_made_nothing_fails_clearly_without_a_resend(cloud):
+    no_leftovers(cloud)
+    cloud.m.post(CREATE, status_code=500, text="")
+    spawner = make_spawner()
+    spawner.lost_create_window = 1.0
+    with pytest.raises(SpawnException) as info:
+        await spawner.start()
+    assert info.value.message.startswith("Could not create the server's container")
+    assert len(cloud.requests("POST", "containers")) == 1
+    assert len(cloud.requests("GET", "name=jupyter-alice")) >= 2
+
+
+async def test_a_500_while_waiting_for_running_is_retried(cloud):
+    # (keystoneauth itself resends a GET after a reset, a 502, 503 or 504, but
+    # not after a 500.)
+    no_leftovers(cloud)
+    cloud.reply("POST", CREATE, "zun-container-create-run")
+    running = recorded.response("zun-container-show-running")
+    status("Running")(running["body"])
+    creating = recorded.body("zun-container-show-running")
+    status("Creating")(creating)
+    cloud.m.get(SHOW, [
+        {"json": creating, "status_code": 200},
+        {"status_code": 500, "text": ""},
+        {"status_code": 500, "text": ""},
+        {"json": running["body"], "status_code": 200},
+    ])
+    spawner = make_spawner()
+    assert await spawner.start() == "http://127.0.0.1:8888"
+    assert not cloud.requests("DELETE")
