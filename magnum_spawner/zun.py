@@ -9,11 +9,14 @@ hub's event loop never waits on the network.
 """
 
 import asyncio
+import contextlib
+import gc
 import logging
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import exceptions as ks_exc
@@ -102,6 +105,50 @@ def _error_detail(response):
         if response.status_code >= 500 and not response.text:
             detail += " (empty body; a too-high OpenStack-API-Version looks like this)"
     return detail, request_id
+
+
+#: How many of the last listed uuids a listing keeps to resume after a lost marker.
+MARKER_FALLBACKS = 8
+#: Lost markers one listing survives before it gives up (a deletion storm).
+MAX_MARKER_RECOVERIES = 50
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_state = {"enabled": True}
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Keep the cyclic collector from running while a parsed page is alive.
+
+    Reference counting frees the page; a collection in the middle would promote
+    its objects and soon make a full collection of the whole hub's heap (a stall
+    of hundreds of milliseconds at a few thousand users).  Counted, so that
+    overlapping pages in several threads re-enable it only at the end.
+    """
+    global _gc_pausers
+    with _gc_lock:
+        if _gc_pausers == 0:
+            was_enabled = gc.isenabled()
+            gc.disable()
+            _gc_state["enabled"] = was_enabled
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_state["enabled"]:
+                gc.enable()
+
+
+
+def _next_page(link, query):
+    """Zun's ``next`` link (absolute, filters dropped) with our filters again."""
+    parts = urlsplit(link)
+    params = dict(parse_qsl(parts.query))
+    params.update(query)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), params
 
 
 class ZunClient:
@@ -289,23 +336,76 @@ class ZunClient:
         resp = await self._request("GET", f"/containers/{ident}")
         return resp.json()
 
-    async def list(self, name=None, limit=100, **filters):
-        """Every container of the project, following Zun's ``next`` links."""
-        params = {"limit": limit}
-        if name is not None:
-            params["name"] = name
-        params.update(filters)
-        out = []
-        url = "/containers"
-        while url:
-            resp = await self._request("GET", url, params=params)
+    def _page_sync(self, url, params, keep):
+        """One page, parsed in the worker thread with the collector paused.
+
+        A page of 1,000 containers is ~1 MB of JSON and ~30,000 objects; parsing
+        it on the event loop, or letting a collection run while those objects are
+        alive, stalls every other request of the hub.  They are freed by reference
+        counting as soon as ``keep`` has taken what it needs.
+        """
+        resp = self._request_sync("GET", url, params=params)
+        with gc_paused():
             body = resp.json()
             page = body.get("containers") or []
-            out.extend(page)
-            nxt = body.get("next")
-            # The next link already carries limit and marker; an empty page ends it.
-            url, params = (nxt, None) if nxt and page else (None, None)
-        return out
+            if keep is None:
+                kept = [(c, c.get("uuid")) for c in page]
+            else:
+                kept = [(keep(c), c.get("uuid")) for c in page]
+            tail = [c.get("uuid") for c in page[-MARKER_FALLBACKS:]]
+            return kept, tail, body.get("next")
+
+    async def list(self, name=None, limit=100, keep=None, **filters):
+        """Every container of the project, following Zun's ``next`` links.
+
+        ``filters`` are Zun's query filters (a list value is sent repeated, which
+        Zun reads as "any of"); ``next`` links keep only the marker, limit and
+        sort, so the filters are sent again with every page.  ``keep(container)``
+        runs in the worker thread on each container and its result is returned
+        instead (``None`` results are dropped): the caller keeps only what it needs.
+
+        A paging marker that names a container deleted meanwhile is a 404 in
+        Zun; the listing then continues from the container before it, so one
+        deletion never fails (or restarts) a listing of thousands.
+        """
+        await self.ensure_version()
+        query = {k: v for k, v in filters.items() if v is not None}
+        if name is not None:
+            query["name"] = name
+        out = []
+        seen = set()
+        markers = []  # the last uuids listed, newest last: fallbacks for a lost marker
+        recoveries = 0
+        params = {"limit": limit, **query}
+        url = "/containers"
+        while True:
+            try:
+                kept, tail, nxt = await self._run(self._page_sync, url, params, keep)
+            except NotFound:
+                marker = (params or {}).get("marker")
+                recoveries += 1
+                if marker is None or recoveries > MAX_MARKER_RECOVERIES:
+                    raise
+                # continue after the container listed just before the lost one
+                # (a second deletion walks further back; none left: start over)
+                while markers and markers[-1] == marker:
+                    markers.pop()
+                params = {"limit": limit, **query}
+                if markers:
+                    params["marker"] = markers.pop()
+                url = "/containers"
+                log.debug("Paging marker %s is gone; continuing the listing", marker)
+                continue
+            for item, uuid in kept:
+                if uuid not in seen:
+                    seen.add(uuid)
+                    if item is not None:
+                        out.append(item)
+            markers.extend(tail)
+            del markers[:-MARKER_FALLBACKS]
+            if not (nxt and kept):
+                return out
+            url, params = _next_page(nxt, query)
 
     async def find_by_name(self, name):
         """Containers whose name is exactly ``name`` (Zun allows duplicates)."""
