@@ -10,6 +10,11 @@ Fixtures
   end of the test, its servers too).
 - ``local_spawner``: a ZunSpawner built in-process against the local cloud, for
   tests that need one spawner's start/poll/stop without a hub.
+- ``project_at_start`` (session, autouse): the project's inventory (containers,
+  volumes with their attachment status, floating IPs) before the first test.
+
+Checks of what exists in the cloud go through ``LocalCloud``'s python-zunclient and
+openstacksdk clients, never through magnum_spawner's own code.
 """
 
 import asyncio
@@ -37,11 +42,16 @@ IMAGE = "quay.io/jupyter/base-notebook"
 pytestmark = pytest.mark.localcloud
 
 
+#: Tests that must run after every other one (they check what the others left).
+RUN_LAST = "test_project_left_as_found_e2e.py"
+
+
 def pytest_collection_modifyitems(items):
     here = pathlib.Path(__file__).parent
     for item in items:
         if here in pathlib.Path(item.fspath).parents:
             item.add_marker(pytest.mark.localcloud)
+    items.sort(key=lambda item: pathlib.Path(item.fspath).name == RUN_LAST)
 
 
 def free_port():
@@ -62,58 +72,125 @@ def wait_for(predicate, timeout, interval=0.5, what="condition"):
 
 
 class LocalCloud:
+    """The cloud under test, seen through clients independent of the spawner.
+
+    Every check of what exists in the cloud goes through python-zunclient
+    (``zunclient``) and openstacksdk (``sdk``), never through magnum_spawner's own
+    Zun client or auth code: a bug shared by the spawner and the check would
+    otherwise pass unseen.  ``run`` drives in-process spawners (the code under test).
+    """
+
+    #: The microversion of Zun 18 (python-zunclient 5.5.0's maximum too).
+    ZUN_API_VERSION = "1.40"
+
     def __init__(self, clouds_yaml, cloud="local"):
         self.clouds_yaml = clouds_yaml
         self.cloud = cloud
         self._loop = asyncio.new_event_loop()
-        self._client = None
-        self._block = None
+        self._region = None
+        self._zunclient = None
+        self._sdk = None
 
     def run(self, coro):
         return self._loop.run_until_complete(coro)
 
     @property
-    def zun(self):
-        """A ZunClient on the hub's project (the real Zun API)."""
-        if self._client is None:
-            from magnum_spawner import auth
-            from magnum_spawner.zun import ZunClient
+    def region(self):
+        """openstacksdk's CloudRegion for the hub's cloud (its keystoneauth session)."""
+        if self._region is None:
+            import openstack.config
 
-            os.environ["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
-            cloud = auth.load_cloud(cloud=self.cloud)
-            self._client = ZunClient(
-                cloud.session, region_name=cloud.region_name, interface=cloud.interface
+            config = openstack.config.OpenStackConfig(config_files=[str(self.clouds_yaml)])
+            self._region = config.get_one(cloud=self.cloud)
+        return self._region
+
+    @property
+    def zunclient(self):
+        """python-zunclient on the hub's project."""
+        if self._zunclient is None:
+            from zunclient import client as zun_client
+
+            self._zunclient = zun_client.Client(
+                self.ZUN_API_VERSION,
+                session=self.region.get_session(),
+                region_name=self.region.get_region_name("container"),
+                interface=self.region.get_interface("container") or "public",
             )
-            self._session = cloud
-        return self._client
+        return self._zunclient
+
+    @property
+    def sdk(self):
+        """An openstacksdk Connection on the hub's project."""
+        if self._sdk is None:
+            import openstack.connection
+
+            self._sdk = openstack.connection.Connection(config=self.region)
+        return self._sdk
+
+    @property
+    def block_storage(self):
+        return self.sdk.block_storage
 
     def containers(self, **labels):
-        found = self.run(self.zun.list())
+        """The project's containers carrying every one of ``labels``, as dicts."""
+        found = [c.to_dict() for c in self.zunclient.containers.list()]
         return [
             c for c in found
             if all((c.get("labels") or {}).get(k) == v for k, v in labels.items())
         ]
 
     def container(self, uuid):
-        from magnum_spawner.errors import NotFound
+        """The container as Zun shows it, or None when Zun answers 404."""
+        from zunclient import exceptions
 
         try:
-            return self.run(self.zun.get(uuid))
-        except NotFound:
+            return self.zunclient.containers.get(uuid).to_dict()
+        except exceptions.NotFound:
             return None
 
-    @property
-    def block_storage(self):
-        """openstacksdk's block storage proxy on the hub's project."""
-        if self._block is None:
-            import openstack
+    def logs(self, uuid, tail=50):
+        return self.zunclient.containers.logs(uuid, stdout=True, stderr=True, tail=tail)
 
-            self.zun  # noqa: B018 - loads the session
-            self._block = openstack.connection.Connection(
-                session=self._session.session,
-                region_name=self._session.region_name,
-            ).block_storage
-        return self._block
+    def volumes(self, **metadata):
+        """The project's Cinder volumes whose metadata has every one of ``metadata``."""
+        query = {"properties": json.dumps(metadata)} if metadata else {}
+        found = self.block_storage.volumes(details=True, **query)
+        return [
+            v for v in found
+            if all((v.metadata or {}).get(k) == x for k, x in metadata.items())
+        ]
+
+    def volume_status(self, volume_id):
+        from openstack import exceptions
+
+        try:
+            return self.block_storage.get_volume(volume_id).status
+        except exceptions.NotFoundException:
+            return None
+
+    def floating_ips(self):
+        """The project's floating IPs, or None when the cloud has no real Neutron."""
+        from openstack import exceptions
+
+        try:
+            return list(self.sdk.network.ips())
+        except exceptions.SDKException:
+            return None  # the local cloud's Neutron stand-in has no floating IPs
+
+    def inventory(self):
+        """What the hub's project holds: container, volume, floating IP ids -> names.
+
+        Attachments are part of it: a volume that stays ``in-use`` differs from one
+        that went back to ``available``.
+        """
+        fips = self.floating_ips()
+        return {
+            "containers": {c["uuid"]: (c["name"], c["status"]) for c in self.containers()},
+            "volumes": {v.id: (v.name, v.status) for v in self.volumes()},
+            "floating_ips": None if fips is None else {
+                f.id: (f.floating_ip_address, f.port_id) for f in fips
+            },
+        }
 
     def process_of(self, container_uuid):
         """Host pids whose environment says they belong to this container."""
@@ -135,6 +212,21 @@ class LocalCloud:
                 pids.append(int(proc.name))
         return pids
 
+    def delete_container(self, uuid, timeout=60):
+        """Stop and delete a container (python-zunclient) and wait for Zun's 404."""
+        from zunclient import exceptions
+
+        def gone():
+            try:
+                self.zunclient.containers.delete(uuid, stop=True)
+            except exceptions.NotFound:
+                return True
+            except exceptions.Conflict:
+                return False  # still busy (creating, stopping): ask again
+            return self.container(uuid) is None
+
+        wait_for(gone, timeout, 1, f"container {uuid} to be deleted")
+
     def remove_hub_leftovers(self, hub_id):
         """Delete a test hub's containers, then its home volumes.
 
@@ -143,26 +235,22 @@ class LocalCloud:
         """
         for c in self.containers(**{"hub.jupyter.org/hub": hub_id}):
             try:
-                self.run(self.zun.delete_and_wait(c["uuid"], timeout=60))
+                self.delete_container(c["uuid"])
             except Exception as e:
                 print(f"leftover container {c['uuid']}: {e}")
-        storage = self.block_storage
-        wanted = {"hub.jupyter.org/hub": hub_id}
-        for volume in storage.volumes(details=True, properties=json.dumps(wanted)):
-            if (volume.metadata or {}).get("hub.jupyter.org/hub") != hub_id:
-                continue
+        for volume in self.volumes(**{"hub.jupyter.org/hub": hub_id}):
             try:
                 wait_for(
-                    lambda vid=volume.id: storage.get_volume(vid).status != "in-use",
+                    lambda vid=volume.id: self.volume_status(vid) != "in-use",
                     60, 1, f"volume {volume.id} to be detached",
                 )
-                storage.delete_volume(volume.id, ignore_missing=True)
+                self.block_storage.delete_volume(volume.id, ignore_missing=True)
             except Exception as e:
                 print(f"leftover volume {volume.id}: {e}")
 
     def close(self):
-        if self._client is not None:
-            self._client.close()
+        if self._sdk is not None:
+            self._sdk.close()
         self._loop.close()
 
 
@@ -176,9 +264,30 @@ local_only = pytest.mark.skipif(
 )
 
 
+def external_cloud_missing():
+    """Why the configured external cloud cannot be used (None when it can)."""
+    path = pathlib.Path(EXTERNAL_CLOUDS_YAML)
+    if not path.is_file():
+        return (f"no cloud configured: MAGNUM_E2E_CLOUDS_YAML={path} does not exist "
+                "(on a DevStack, the plugin writes it; see devstack/README.md)")
+    import openstack.config
+    from openstack import exceptions
+
+    try:
+        openstack.config.OpenStackConfig(config_files=[str(path)]).get_one(
+            cloud=EXTERNAL_CLOUD
+        )
+    except exceptions.ConfigException as e:
+        return f"no cloud configured: cloud {EXTERNAL_CLOUD!r} in {path}: {e}"
+    return None
+
+
 @pytest.fixture(scope="session")
 def local_cloud():
     if EXTERNAL_CLOUDS_YAML:
+        missing = external_cloud_missing()
+        if missing:
+            pytest.skip(missing)
         cloud = LocalCloud(pathlib.Path(EXTERNAL_CLOUDS_YAML), EXTERNAL_CLOUD)
         yield cloud
         cloud.close()
@@ -195,6 +304,12 @@ def local_cloud():
     cloud.close()
     if not was_up and not os.environ.get("LOCAL_CLOUD_KEEP"):
         subprocess.run([str(LOCAL_CLOUD), "down"], check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_at_start(local_cloud):
+    """The project's inventory before the first test (independent clients)."""
+    return local_cloud.inventory()
 
 
 def require_chp():

@@ -78,7 +78,9 @@ async def wait_for(predicate, timeout, interval=1.0):
         await asyncio.sleep(interval)
 
 
-async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(local_spawner):
+async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(
+    local_spawner, local_cloud
+):
     killed = program(local_spawner, "flavor-oom", "tiny", ALLOCATE, HOLD=3, ALLOC_MIB=512)
     kept = program(local_spawner, "flavor-roomy", "small", ALLOCATE, HOLD=3, ALLOC_MIB=512)
     await asyncio.gather(killed.start(), kept.start())
@@ -88,20 +90,20 @@ async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(loca
 
     status = await wait_for(stopped, timeout=60)
     assert status == 137  # 128 + SIGKILL, from the kernel's OOM killer
-    container = await killed.zun.get(killed.container_id)
+    container = local_cloud.container(killed.container_id)  # python-zunclient
     assert container["memory"] == "128"
     assert "OOMKilled" in (container.get("status_reason") or "")
 
     # the same program under a flavor with room for it is not killed
     async def survived():
-        return "survived" in await kept.zun.logs(kept.container_id, tail=5)
+        return "survived" in local_cloud.logs(kept.container_id, tail=5)
 
     assert await wait_for(survived, timeout=60)
     assert await kept.poll() is None
 
 
 async def test_busy_containers_share_a_core_in_proportion_to_their_cpu(
-    local_spawner, tmp_path
+    local_spawner, local_cloud, tmp_path
 ):
     core = max(os.sched_getaffinity(0))
     window = 12
@@ -115,7 +117,7 @@ async def test_busy_containers_share_a_core_in_proportion_to_their_cpu(
     await asyncio.sleep(start_at + window + 2 - time.time())
 
     async def cpu_seconds(spawner):
-        logs = await spawner.zun.logs(spawner.container_id, tail=5)
+        logs = local_cloud.logs(spawner.container_id, tail=5)
         match = re.search(r"cpu_seconds ([0-9.]+)", logs)
         assert match, f"no measurement in the logs: {logs!r}"
         return float(match.group(1))

@@ -17,10 +17,8 @@ HOME = "/home/jovyan"
 
 
 def home_volumes(hub, user):
-    """This hub's home volumes of ``user``, as Cinder lists them."""
-    meta = {"hub.jupyter.org/hub": hub.hub_id, "hub.jupyter.org/user": user}
-    found = hub.cloud.block_storage.volumes(details=True, properties=json.dumps(meta))
-    return [v for v in found if all(v.metadata.get(k) == x for k, x in meta.items())]
+    """This hub's home volumes of ``user``, as Cinder lists them (openstacksdk)."""
+    return hub.cloud.volumes(**{"hub.jupyter.org/hub": hub.hub_id, "hub.jupyter.org/user": user})
 
 
 def the_home_volume(hub, user):
@@ -30,12 +28,7 @@ def the_home_volume(hub, user):
 
 
 def volume_status(hub, volume_id):
-    from openstack import exceptions
-
-    try:
-        return hub.cloud.block_storage.get_volume(volume_id).status
-    except exceptions.NotFoundException:
-        return None
+    return hub.cloud.volume_status(volume_id)
 
 
 def cleanup(hub, *users):
