@@ -106,3 +106,39 @@ def error_for_status(status, detail, *, request_id=None, service="zun"):
     if cls is Forbidden and "quota" in (detail or "").lower():
         cls = OverQuota
     return cls(detail, status=status, request_id=request_id, service=service)
+
+
+#: How the services reached through openstacksdk are named in messages:
+#: service -> (API name, catalog entry).
+_SDK_SERVICES = {
+    "cinder": ("Cinder", "'block-storage' (volumev3)"),
+    "neutron": ("Neutron", "'network'"),
+}
+
+
+def sdk_error(error, service):
+    """An openstacksdk / keystoneauth exception as a magnum_spawner error."""
+    from keystoneauth1 import exceptions as ks_exc
+    from openstack import exceptions as sdk_exc
+
+    api, entry = _SDK_SERVICES[service]
+    if isinstance(error, sdk_exc.HttpException) and error.status_code:
+        detail = (error.details or error.message or "").strip()
+        return error_for_status(
+            error.status_code, detail, request_id=error.request_id, service=service
+        )
+    if isinstance(error, ks_exc.Unauthorized):
+        return AuthenticationFailed(
+            f"Keystone refused the credentials ({error})", status=401, service="keystone"
+        )
+    if isinstance(error, ks_exc.EndpointNotFound):
+        return Unreachable(
+            f"no {entry} endpoint in the Keystone catalog for this region and "
+            f"interface (is {api} installed on this cloud?)",
+            service=service,
+        )
+    if isinstance(error, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError)):
+        return Unreachable(f"cannot reach the {api} API: {error}", service=service)
+    if isinstance(error, sdk_exc.ResourceTimeout):
+        return CloudError(f"timed out: {error}", service=service)
+    return CloudError(f"request failed: {error}", service=service)

@@ -106,6 +106,7 @@ def build_container(
     disk_gib=None,
     network=None,
     security_groups=None,
+    exposed_ports=None,
     availability_zone=None,
     hints=None,
     restart="no",
@@ -133,6 +134,8 @@ def build_container(
         body["nets"] = [{"network": network}]
     if security_groups:
         body["security_groups"] = list(security_groups)
+    if exposed_ports:
+        body["exposed_ports"] = dict(exposed_ports)
     if availability_zone:
         body["availability_zone"] = availability_zone
     if hints:

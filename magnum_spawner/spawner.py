@@ -34,6 +34,7 @@ from .errors import (
 )
 from .flavors import FlavorMixin
 from .poller import GONE, LISTED, QUIET, HubPoller
+from .reachability import ReachabilityMixin
 from .volumes import HomeVolumeMixin
 from .zun import DEFAULT_API_VERSION, ZunClient
 
@@ -48,7 +49,7 @@ def _quota_message(service):
     )
 
 
-class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
+class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
     """Spawn single-user servers as OpenStack Zun containers."""
 
     # -- credentials ----------------------------------------------------------
@@ -475,6 +476,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
             disk_gib=self.flavor_disk(),
             network=self.network,
             security_groups=self.security_groups,
+            exposed_ports=self.exposed_ports_for_body(),
             availability_zone=self.availability_zone,
             hints=self.hints,
             restart=self.restart_policy,
@@ -608,6 +610,11 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
                 log_message=f"{failure}; last log lines:\n{logs}",
             )
         address = objects.container_address(container, self.network)
+        try:
+            address = await self.reachable_address(container, address)
+        except CloudError as e:
+            await self._cleanup_failed()
+            raise self._translate(e, "give the server a floating IP") from None
         self._emit(90, f"Container is running at {address}")
         return f"http://{address}:{self.port}"
 
@@ -621,6 +628,11 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
         """Delete a container that failed to start (the home volume stays)."""
         if not self.container_id:
             return
+        try:
+            await self.release_floating_ip()
+        except CloudError as e:
+            # the IP keeps its description: the next stop of this server releases it
+            self.log.warning("Could not release the floating IP of %s: %s", self._log_name, e)
         try:
             await self.zun.delete_and_wait(self.container_id, timeout=self.delete_timeout)
         except CloudError as e:
@@ -697,6 +709,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, Spawner):
 
     async def stop(self, now=False):
         try:
+            # before the container: its port (and so the IP's association) goes with it
+            await self.release_floating_ip()
             if self.container_id:
                 await self.zun.delete_and_wait(self.container_id, timeout=self.delete_timeout)
             else:

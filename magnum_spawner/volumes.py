@@ -26,13 +26,7 @@ from traitlets import Bool, Callable, Dict, Float, Integer, Unicode, Union, vali
 from traitlets.config import Configurable
 
 from . import names, objects
-from .errors import (
-    AuthenticationFailed,
-    CloudError,
-    NotFound,
-    Unreachable,
-    error_for_status,
-)
+from .errors import CloudError, NotFound, sdk_error
 
 log = logging.getLogger(__name__)
 
@@ -163,26 +157,7 @@ def _as_dict(volume):
 
 def _translate_sdk(error):
     """An openstacksdk / keystoneauth exception as a magnum_spawner error."""
-    if isinstance(error, sdk_exc.HttpException) and error.status_code:
-        detail = (error.details or error.message or "").strip()
-        return error_for_status(
-            error.status_code, detail, request_id=error.request_id, service="cinder"
-        )
-    if isinstance(error, ks_exc.Unauthorized):
-        return AuthenticationFailed(
-            f"Keystone refused the credentials ({error})", status=401, service="keystone"
-        )
-    if isinstance(error, ks_exc.EndpointNotFound):
-        return Unreachable(
-            "no 'block-storage' (volumev3) endpoint in the Keystone catalog for this "
-            "region and interface (is Cinder installed on this cloud?)",
-            service="cinder",
-        )
-    if isinstance(error, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError)):
-        return Unreachable(f"cannot reach the Cinder API: {error}", service="cinder")
-    if isinstance(error, sdk_exc.ResourceTimeout):
-        return CloudError(f"timed out: {error}", service="cinder")
-    return CloudError(f"request failed: {error}", service="cinder")
+    return sdk_error(error, "cinder")
 
 
 class CinderVolumes:

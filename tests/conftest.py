@@ -1,7 +1,7 @@
 import pytest
 import requests_mock
 
-from magnum_spawner import auth, spawner, volumes
+from magnum_spawner import auth, reachability, spawner, volumes
 from magnum_spawner.poller import HubPoller
 
 from .recorded import KEYSTONE, RecordedCloud
@@ -37,6 +37,7 @@ def clean_environment(monkeypatch, tmp_path):
         client.close()
     spawner._clients.clear()
     volumes.reset_clients()
+    reachability.reset_clients()
     auth.reset_cache()
 
 

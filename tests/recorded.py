@@ -18,6 +18,7 @@ KEYSTONE = "http://127.0.0.1:5000"
 ZUN = "http://127.0.0.1:9517"
 PROJECT = "a17b6821d77c4ab1961a712e80b49b41"
 CINDER = f"http://127.0.0.1:8776/v3/{PROJECT}"
+NEUTRON = "http://127.0.0.1:9696"
 CONTAINER_UUID = "515db7d6-d0e9-4a4d-8976-b6f501999f75"
 NETWORK = "6f3f6b6c-5a0c-4b5e-9a3e-1f0b9c1d2e3f"
 
@@ -84,6 +85,16 @@ class RecordedCloud:
         for doc in [body["default_version"], *body["versions"]]:
             doc["min_version"], doc["max_version"] = min_version, max_version
         self.m.get(f"{ZUN}/", json=body)
+
+    def neutron_root(self):
+        """Neutron's version document (openstacksdk reads it before its first call).
+
+        The upstream sample names the API at ``http://23.253.228.211:9696/v2.0``:
+        the same document with this catalog's address.
+        """
+        body = sample("neutron-api-samples/networks/versions-list-response.json")
+        body["versions"][0]["links"][0]["href"] = f"{NEUTRON}/v2.0"
+        self.m.get(f"{NEUTRON}/", json=body)
 
     def reply(self, method, url, name, status=None, change=None, headers=None):
         """Answer ``method url`` with the recorded response ``name``."""
