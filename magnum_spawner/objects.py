@@ -147,6 +147,52 @@ def build_container(
     return body
 
 
+#: Where injected secret files appear inside the container (one file per variable).
+SECRETS_DIR = "/run/jupyterhub-secrets"
+
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: Reads every injected file into the variable it is named after, then runs the
+#: server.  ``$(cat f)`` drops trailing newlines; tokens have none.
+LAUNCHER = (
+    'for f in "$0"/*; do [ -f "$f" ] && export "${f##*/}=$(cat "$f")"; done; '
+    'exec "$@"'
+)
+
+
+def split_secrets(environment, patterns=SECRET_NAME_PATTERNS):
+    """``(public, secret)``: the environment split by :func:`is_secret_name`."""
+    public, secret = {}, {}
+    for key, value in environment.items():
+        (secret if is_secret_name(key, patterns) else public)[key] = str(value)
+    return public, secret
+
+
+def inject_secrets(command, secret_env, secrets_dir=SECRETS_DIR):
+    """Zun ``mounts`` that inject ``secret_env`` as files, and the command that
+    reads them into the server's environment.
+
+    Zun (1.23+) writes each bind mount's base64 ``source`` to a file on the compute
+    host and bind-mounts it at ``destination``; the container's view never shows
+    it, unlike ``environment``.  Without secrets the command is unchanged.
+    """
+    if not secret_env:
+        return list(command), []
+    mounts = []
+    for key, value in sorted(secret_env.items()):
+        if not _ENV_NAME_RE.fullmatch(key):
+            raise ValueError(
+                f"environment variable {key!r} looks secret but is not a valid "
+                "variable name, so it cannot be injected as a file"
+            )
+        mounts.append({
+            "type": "bind",
+            "source": base64.b64encode(str(value).encode()).decode(),
+            "destination": f"{secrets_dir.rstrip('/')}/{key}",
+        })
+    return ["/bin/sh", "-c", LAUNCHER, secrets_dir, *command], mounts
+
+
 def secret_values(body):
     """Every secret a create body carries, in each form a reply could quote it.
 

@@ -225,6 +225,31 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         """,
     )
 
+    secret_environment_names = List(
+        Unicode(),
+        default_value=list(objects.SECRET_NAME_PATTERNS),
+        config=True,
+        help="""
+        Environment variables (shell-style patterns, matched case-insensitively)
+        whose values are secrets: JupyterHub's ``JUPYTERHUB_API_TOKEN`` and
+        ``JPY_API_TOKEN`` and anything named like them.  Zun shows a container's
+        ``environment`` to every member of the cloud project, so these are passed
+        as files instead (Zun's ``bind`` mounts, microversion 1.23+) and read into
+        the server's environment by a small ``/bin/sh`` launcher before it runs
+        :attr:`cmd`.  The image needs ``/bin/sh`` and ``cat``.
+        """,
+    )
+
+    secrets_dir = Unicode(
+        objects.SECRETS_DIR,
+        config=True,
+        help="""
+        Directory inside the container where the secret variables' files appear
+        (one file per variable, named after it).  See
+        :attr:`secret_environment_names`.
+        """,
+    )
+
     unknown_grace_period = Integer(
         300,
         config=True,
@@ -464,11 +489,25 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         labels = dict(await self.resolve(self.labels) or {})
         labels.update(self.own_labels)
         labels.update(self.extra_labels())
+        # Secrets go in as files: Zun shows a container's environment to every
+        # member of the project.
+        environment, secrets = objects.split_secrets(
+            self.get_env(), self.secret_environment_names
+        )
+        try:
+            command, secret_mounts = objects.inject_secrets(
+                list(self.cmd) + list(self.get_args()), secrets, self.secrets_dir
+            )
+        except ValueError as e:
+            raise self._spawn_error(
+                "The server's environment cannot be passed safely; tell your "
+                "administrator.", reason="config", log_message=str(e),
+            ) from None
         return objects.build_container(
             name=name,
             image=image,
-            command=list(self.cmd) + list(self.get_args()),
-            environment=self.get_env(),
+            command=command,
+            environment=environment,
             labels=labels,
             memory_mib=objects.memory_mib(self.mem_limit),
             cpu=self.cpu_limit,
@@ -480,7 +519,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
             availability_zone=self.availability_zone,
             hints=self.hints,
             restart=self.restart_policy,
-            mounts=mounts,
+            mounts=list(mounts) + secret_mounts,
             workdir=self.workdir,
         )
 

@@ -47,3 +47,27 @@ def make_spawner(username="alice", servername="", config=None, **traits):
         **traits,
     )
     return spawner
+
+
+def injected_files(body):
+    """``{destination: content}`` of the files a create body injects (bind mounts)."""
+    import base64
+    return {
+        m["destination"]: base64.b64decode(m["source"]).decode()
+        for m in body.get("mounts") or [] if m.get("type") == "bind"
+    }
+
+
+def volume_mounts(body):
+    """A create body's ``mounts`` other than injected files (Cinder volumes)."""
+    return [m for m in body.get("mounts") or [] if m.get("type") != "bind"]
+
+
+def without_injected_files(body):
+    """The body minus the injected files (and ``mounts`` when nothing else is left)."""
+    body = dict(body)
+    mounts = volume_mounts(body)
+    body.pop("mounts", None)
+    if mounts:
+        body["mounts"] = mounts
+    return body

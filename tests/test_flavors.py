@@ -16,7 +16,7 @@ from traitlets import TraitError
 from magnum_spawner import flavors as flavors_module
 from magnum_spawner.flavors import DEFAULT_FLAVORS, options_from_form, render_options_form
 
-from .helpers import make_spawner
+from .helpers import make_spawner, without_injected_files
 from .recorded import CONTAINER_UUID, KEYSTONE, ZUN, status
 
 LIST_BY_NAME = f"{ZUN}/v1/containers?name=jupyter-alice"
@@ -55,7 +55,7 @@ def zun_requests(cloud):
 
 def create_body(cloud):
     (sent,) = cloud.requests("POST", r"/v1/containers")
-    body = sent.json()
+    body = without_injected_files(sent.json())
     body.pop("environment")
     body.pop("command")
     return body

@@ -18,6 +18,7 @@ from tornado.netutil import bind_sockets
 from magnum_spawner import ZunSpawner
 
 from .conftest import PASSWORD_AUTH
+from .helpers import injected_files
 from .recorded import CONTAINER_UUID, ZUN, status
 
 CHP = pathlib.Path(__file__).parents[1] / ".cache/node/node_modules/.bin/configurable-http-proxy"
@@ -90,9 +91,12 @@ async def test_jupyterhub_spawns_records_state_and_stops(app, cloud, container_s
     assert user.orm_spawners[""].server.port == container_server
     assert user.orm_spawners[""].state["container_id"] == CONTAINER_UUID
     # the create body carried the hub's own environment for this user
-    env = cloud.requests("POST", "containers")[0].json()["environment"]
-    assert env["JUPYTERHUB_USER"] == "ada"
-    assert env["JUPYTERHUB_API_TOKEN"] == spawner.api_token
+    sent = cloud.requests("POST", "containers")[0].json()
+    assert sent["environment"]["JUPYTERHUB_USER"] == "ada"
+    # the token goes in as a file, never in the environment Zun shows
+    assert "JUPYTERHUB_API_TOKEN" not in sent["environment"]
+    assert injected_files(sent)["/run/jupyterhub-secrets/JUPYTERHUB_API_TOKEN"] == (
+        spawner.api_token)
     assert await spawner.poll() is None
     await user.stop()
     assert cloud.requests("DELETE", CONTAINER_UUID)

@@ -13,8 +13,10 @@ import logging
 import pytest
 from jupyterhub.spawner import SpawnException
 
-from .helpers import make_spawner
-from .recorded import KEYSTONE, ZUN, status
+from magnum_spawner import objects
+
+from .helpers import injected_files, make_spawner
+from .recorded import CONTAINER_UUID, KEYSTONE, ZUN, status
 from .test_volumes import VID, ZUN_UUID, cinder, listed, serve_lists, zun_starts  # noqa: F401 (fixture)
 
 API_TOKEN = "hub-api-token-secret"  # what helpers.make_spawner hands the spawner
@@ -149,3 +151,61 @@ async def test_a_poll_of_a_container_whose_view_carries_a_token_logs_nothing(clo
     assert await spawner.poll() is None
     assert cloud.requests("GET", ZUN_UUID)
     assert leaks(debug_logs.text, (API_TOKEN, PASSWORD, KEYSTONE_TOKEN)) == []
+
+
+# -- the token is injected as a file, not put in Zun's environment (item 13) -------
+
+
+def test_the_launcher_reads_each_file_into_the_environment_then_runs_the_command(tmp_path):
+    """The shell snippet run in the container, run here with a real /bin/sh."""
+    import subprocess
+    import sys
+
+    secret_dir = tmp_path / "secrets"
+    command, mounts = objects.inject_secrets(
+        [sys.executable, "-c",
+         "import os, sys; print(os.environ['JUPYTERHUB_API_TOKEN'], "
+         "os.environ['MY_SECRET'], sys.argv[1:])", "--flag", "a b"],
+        {"JUPYTERHUB_API_TOKEN": API_TOKEN, "MY_SECRET": "x y'z$"},
+        str(secret_dir),
+    )
+    secret_dir.mkdir()
+    # what Zun's compute host does with each bind mount: decode, write, mount
+    for m in mounts:
+        with open(m["destination"], "wb") as f:
+            f.write(base64.b64decode(m["source"]))
+    out = subprocess.run(command, capture_output=True, text=True, env={}, check=True)
+    assert out.stdout.split("\n")[0] == f"{API_TOKEN} x y'z$ ['--flag', 'a b']"
+
+
+async def test_operator_secrets_are_injected_too_and_plain_values_stay(cloud):
+    cloud.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
+    cloud.reply("POST", f"{ZUN}/v1/containers?run=true", "zun-container-create-run")
+    cloud.reply("GET", f"{ZUN}/v1/containers/{CONTAINER_UUID}", "zun-container-show-running",
+                change=status("Running"))
+    spawner = make_spawner(config={
+        "environment": {"S3_SECRET_KEY": "k3y", "DB_PASSWORD": "pw", "COURSE": "phys"},
+        "secrets_dir": "/etc/hub-secrets",
+    })
+    await spawner.start()
+    sent = cloud.requests("POST", "containers")[0].json()
+    files = injected_files(sent)
+    assert files == {
+        "/etc/hub-secrets/JUPYTERHUB_API_TOKEN": API_TOKEN,
+        "/etc/hub-secrets/JPY_API_TOKEN": API_TOKEN,
+        "/etc/hub-secrets/S3_SECRET_KEY": "k3y",
+        "/etc/hub-secrets/DB_PASSWORD": "pw",
+    }
+    assert sent["environment"]["COURSE"] == "phys"
+    assert not set(sent["environment"]) & {"S3_SECRET_KEY", "DB_PASSWORD",
+                                            "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"}
+
+
+async def test_a_secret_that_cannot_be_a_file_name_stops_the_spawn_readably(cloud):
+    spawner = make_spawner(config={"environment": {"MY-TOKEN": "t"}})
+    cloud.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
+    with pytest.raises(SpawnException) as info:
+        await spawner.start()
+    assert "cannot be passed safely" in info.value.message
+    assert "'MY-TOKEN'" in info.value.log_message
+    assert not cloud.requests("POST", "containers")

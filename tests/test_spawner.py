@@ -1,10 +1,12 @@
 """ZunSpawner's lifecycle against recorded Zun answers."""
 
+import base64
+
 import pytest
 from jupyterhub.spawner import SpawnException
 from traitlets import TraitError
 
-from magnum_spawner import ZunSpawner
+from magnum_spawner import ZunSpawner, objects
 
 from .helpers import make_spawner
 from . import recorded
@@ -55,18 +57,31 @@ async def test_start_sends_the_exact_create_body_and_returns_the_address(cloud):
     # the only other labels name the chosen image/flavor (issue 5)
     assert set(labels) - set(expected_labels) <= {
         "hub.jupyter.org/image", "hub.jupyter.org/flavor"}
+    token_b64 = base64.b64encode(b"hub-api-token-secret").decode()
     assert body == {
         "name": "jupyter-alice",
         "image": "quay.io/jupyter/base-notebook",
-        "command": ["jupyterhub-singleuser", "--debug"],
+        # the launcher reads the injected files into the environment, then runs
+        # the server's own command
+        "command": ["/bin/sh", "-c", objects.LAUNCHER, "/run/jupyterhub-secrets",
+                    "jupyterhub-singleuser", "--debug"],
         "memory": "2048",
         "cpu": 1.0,
         "nets": [{"network": NETWORK}],
         "security_groups": ["jupyter"],
         "restart_policy": {"Name": "no"},
+        # Zun >= 1.23 file injection: base64 content, a file at the destination
+        "mounts": [
+            {"type": "bind", "source": token_b64,
+             "destination": "/run/jupyterhub-secrets/JPY_API_TOKEN"},
+            {"type": "bind", "source": token_b64,
+             "destination": "/run/jupyterhub-secrets/JUPYTERHUB_API_TOKEN"},
+        ],
     }
     assert env["GREETING"] == "hi"
-    assert env["JUPYTERHUB_API_TOKEN"] == "hub-api-token-secret"
+    # Zun shows the environment to every project member: no token in it
+    assert "JUPYTERHUB_API_TOKEN" not in env and "JPY_API_TOKEN" not in env
+    assert not [v for v in env.values() if "hub-api-token-secret" in v]
     assert env["JUPYTERHUB_USER"] == "alice"
     # inside the container the server binds all interfaces at the container port
     assert env["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:8888/user/alice/"

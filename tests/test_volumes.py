@@ -17,7 +17,7 @@ from jupyterhub.spawner import SpawnException
 
 from magnum_spawner import volumes
 
-from .helpers import make_spawner
+from .helpers import make_spawner, volume_mounts
 from .recorded import CINDER, FIXTURES, ZUN, body, response
 
 VID = "689d4d3a-1cd7-4e42-b239-90bb0b12ac6a"
@@ -148,7 +148,7 @@ async def test_size_zero_means_no_cinder_call_and_no_mounts(cinder):
     await spawner.start()
     assert not cinder.requests(None, "8776")
     body_sent = zun_creates(cinder)[0]
-    assert "mounts" not in body_sent
+    assert volume_mounts(body_sent) == []
     assert "CHOWN_HOME" not in body_sent["environment"]
     assert "home_volume_id" not in spawner.get_state()
 
@@ -161,7 +161,7 @@ async def test_a_per_user_size_callable_may_turn_volumes_off(cinder):
 
     await spawner_for(home_volume_size=size).start()
     assert not cinder.requests(None, "8776")
-    assert "mounts" not in zun_creates(cinder)[0]
+    assert volume_mounts(zun_creates(cinder)[0]) == []
 
 
 # -- finding ----------------------------------------------------------------------
@@ -173,7 +173,7 @@ async def test_start_mounts_the_volume_found_by_name(cinder):
     spawner = spawner_for()
     await spawner.start()
     sent = zun_creates(cinder)[0]
-    assert sent["mounts"] == [{"source": VID, "destination": "/home/jovyan"}]
+    assert volume_mounts(sent) == [{"source": VID, "destination": "/home/jovyan"}]
     assert sent["environment"]["CHOWN_HOME"] == "yes"
     assert sent["environment"]["CHOWN_HOME_OPTS"] == "-R"
     assert spawner.get_state()["home_volume_id"] == VID
@@ -186,7 +186,8 @@ async def test_found_by_metadata_after_the_template_was_renamed(cinder):
     zun_starts(cinder)
     spawner = spawner_for(home_volume_name_template="jhub-{username}", home_mount_path="/home/alice")
     await spawner.start()
-    assert zun_creates(cinder)[0]["mounts"] == [{"source": VID, "destination": "/home/alice"}]
+    assert volume_mounts(zun_creates(cinder)[0]) == [
+        {"source": VID, "destination": "/home/alice"}]
     by_meta = [q for q in searches(cinder) if "metadata" in q]
     # Cinder reads the filter as a dict literal: all three keys must match
     assert json.loads(by_meta[0]["metadata"]) == OURS
