@@ -325,3 +325,37 @@ def test_launch_raises_when_set_up_fails(state_dir, cgroup_parent):
     with pytest.raises(runtime.StartError, match='set-up failed'):
         runtime.launch(cdir, cg, memory_mib=64)
     assert runtime.destroy(cdir, cg) == []
+
+
+def test_a_mount_point_two_containers_share_outlives_the_first(state_dir, tmp_path):
+    """Zun-injected files: every container binds its own file at one path.
+
+    The first container creates the mount point and stops first; removing it
+    then would detach the second container's mount (Linux >= 3.18).  The last
+    one out removes it.
+    """
+    target = str(tmp_path / 'run' / 'secrets' / 'TOKEN')  # not on the host yet
+    sources = {}
+    for name in ('a', 'b'):
+        sources[name] = tmp_path / ('source-' + name)
+        sources[name].write_text('token-' + name)
+    first = make(state_dir, ['sh', '-c', 'cat %s; echo; sleep 0.3' % target],
+                 mounts=[{'type': 'bind', 'source': str(sources['a']),
+                          'target': target}])
+    second = make(state_dir, ['sh', '-c', 'sleep 1.5; cat %s' % target],
+                  mounts=[{'type': 'bind', 'source': str(sources['b']),
+                           'target': target}])
+    assert first.start()['ok']
+    deadline = time.monotonic() + 5
+    while 'token-a' not in first.read_log() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert second.start()['ok']
+    wait_status(first)
+    assert first.wait_supervisor_gone(5)
+    assert os.path.exists(target), 'removed while the second container uses it'
+    wait_status(second)
+    assert second.wait_supervisor_gone(5)
+    assert first.read_log().strip() == 'token-a'
+    assert second.read_log().strip() == 'token-b'
+    # the last one out cleaned up, and the host never saw the contents
+    assert not os.path.exists(str(tmp_path / 'run'))

@@ -19,8 +19,9 @@ Life of one container start::
   container's first process (pid 1 of the new pid namespace).  It puts that
   process in the container's cgroups *before* releasing it to exec.
 * When pid 1 dies the kernel kills the rest of the namespace; the
-  supervisor unmounts the volumes, removes the mount points it created and
-  writes ``status.json`` (exit code, signal, OOM flag, finish time)
+  supervisor unmounts the volumes, removes the mount points no other container
+  still uses (``MountPoints``) and writes ``status.json`` (exit code, signal,
+  OOM flag, finish time)
   atomically.
 
 Files in the container's state directory (all written atomically):
@@ -33,8 +34,10 @@ Files in the container's state directory (all written atomically):
 import ctypes
 import datetime
 import errno
+import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -176,7 +179,132 @@ def setup_mounts(mounts, created_dirs):
     return mounted
 
 
-def teardown_mounts(mounted, created_dirs):
+def _unescape_mountinfo(field):
+    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), field)
+
+
+#: The host's /proc, opened before the container mounts its own over /proc in
+#: the namespace the supervisor shares with it.
+_host_proc = None
+
+
+def open_host_proc():
+    global _host_proc
+    if _host_proc is None:
+        _host_proc = os.open('/proc', os.O_RDONLY | os.O_DIRECTORY)
+
+
+def paths_in_use_elsewhere():
+    """Mount points of every other mount namespace, and every process's cwd.
+
+    Containers share the host's file system, so two containers mounting at one
+    path (a home at /home/jovyan, a Zun-injected file) share the mount point.
+    Since Linux 3.18 removing a path that is a mount point in another namespace
+    succeeds and detaches that mount there: a stopping container must not remove
+    a mount point (or working directory) another one still uses.
+    Returns None when /proc cannot be read (then nothing may be removed).
+    """
+    proc = _host_proc
+    if proc is None:
+        return None
+
+    def opener(path, flags):
+        return os.open(path, flags, dir_fd=proc)
+
+    try:
+        own = os.readlink('self/ns/mnt', dir_fd=proc)
+        pids = [p for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return None
+    seen, points = {own}, set()
+    for pid in pids:
+        try:
+            points.add(os.readlink(pid + '/cwd', dir_fd=proc))
+            ns = os.readlink(pid + '/ns/mnt', dir_fd=proc)
+            if ns in seen:
+                continue
+            seen.add(ns)
+            with open(pid + '/mountinfo', opener=opener) as f:
+                for line in f:
+                    points.add(_unescape_mountinfo(line.split()[4]))
+        except OSError:
+            continue
+    return points
+
+
+class MountPoints:
+    """The mount points and directories supervisors created on the shared host.
+
+    One lock and one registry (a JSON list) per state directory: a path is
+    recorded by the container that creates it and removed by whichever container
+    stops last while it is unused, so neither the creator's early exit nor a
+    later user leaves or breaks anything.
+    """
+
+    def __init__(self, lock_path):
+        self.lock_path = lock_path
+        self.registry_path = lock_path + '.json' if lock_path else None
+        self._fd = None
+
+    def __enter__(self):
+        if self.lock_path:
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _read(self):
+        try:
+            with open(self.registry_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return []
+
+    def _write(self, paths):
+        tmp = '%s.tmp.%d' % (self.registry_path, os.getpid())
+        with open(tmp, 'w') as f:
+            json.dump(paths, f)
+        os.replace(tmp, self.registry_path)
+
+    def record(self, created):
+        if self.registry_path and created:
+            known = self._read()
+            self._write(known + [p for p in created if p not in known])
+
+    def remove_unused(self, created):
+        """Remove what nobody uses any more: ours and what earlier ones left."""
+        paths = list(created)
+        if self.registry_path:
+            paths = self._read() + [p for p in created if p not in paths]
+        busy = paths_in_use_elsewhere()
+        if busy is None:
+            return  # cannot tell: leave everything (empty paths) in place
+        left = []
+        # deepest first: a directory empties before its parent is tried
+        for path in sorted(paths, key=lambda p: p.count('/'), reverse=True):
+            if path in busy or not _remove_if_empty(path):
+                left.append(path)
+        if self.registry_path:
+            self._write([p for p in paths if p in left])
+
+
+def _remove_if_empty(path):
+    """True when ``path`` is gone afterwards."""
+    try:
+        if os.path.isdir(path):
+            os.rmdir(path)
+        elif os.path.isfile(path) and os.path.getsize(path) == 0:
+            os.unlink(path)
+        return not os.path.lexists(path)
+    except OSError:
+        return False
+
+
+def teardown_mounts(mounted, created_dirs, lock_path=None):
     for target in reversed(mounted):
         try:
             umount(target)
@@ -185,14 +313,8 @@ def teardown_mounts(mounted, created_dirs):
                 umount(target, MNT_DETACH)
             except OSError:
                 pass
-    for path in reversed(created_dirs):
-        try:
-            if os.path.isdir(path):
-                os.rmdir(path)
-            elif os.path.isfile(path) and os.path.getsize(path) == 0:
-                os.unlink(path)
-        except OSError:
-            pass
+    with MountPoints(lock_path) as points:
+        points.remove_unused(created_dirs)
 
 
 class ExecError(Exception):
@@ -275,22 +397,30 @@ def run_supervisor(state_dir, spec, reporter):
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     memory_cgroup = spec.get('memory_cgroup')
+    # one lock for all the containers of this state directory (one host)
+    lock_path = os.path.join(os.path.dirname(os.path.abspath(state_dir)),
+                             '.mount-points.lock')
     created_dirs = []
     mounted = []
     status = None
     try:
+        open_host_proc()
         unshare(CLONE_NEWNS | CLONE_NEWUTS)
         mount(None, '/', None, MS_REC | MS_PRIVATE)
-        mounted = setup_mounts(spec.get('mounts') or [], created_dirs)
-        cwd = spec.get('cwd') or '/'
-        if not os.path.isdir(cwd):
-            makedirs_recorded(cwd, created_dirs)
+        with MountPoints(lock_path) as points:
+            try:
+                mounted = setup_mounts(spec.get('mounts') or [], created_dirs)
+                cwd = spec.get('cwd') or '/'
+                if not os.path.isdir(cwd):
+                    makedirs_recorded(cwd, created_dirs)
+            finally:
+                points.record(created_dirs)
         # The first process forked after this becomes pid 1 of the new
         # namespace, so nothing may fork (mount(8) above did) from here on
         # except the container itself.
         unshare(CLONE_NEWPID)
     except Exception as e:
-        teardown_mounts(mounted, created_dirs)
+        teardown_mounts(mounted, created_dirs, lock_path)
         status = {'exit_code': 125, 'signal': None, 'oom': False,
                   'error': 'container set-up failed: %s' % e,
                   'finished_at': utcnow_iso(), 'started_at': None}
@@ -385,7 +515,7 @@ def run_supervisor(state_dir, spec, reporter):
     else:
         sig = None
         code = os.WEXITSTATUS(wstatus)
-    teardown_mounts(mounted, created_dirs)
+    teardown_mounts(mounted, created_dirs, lock_path)
     return {'exit_code': code, 'signal': sig, 'oom': oom,
             'error': setup_error or exec_error,
             'started_at': started.get('exec_started_at'),
