@@ -6,6 +6,7 @@ This module is orchestration only: names live in ``names``, request bodies in
 """
 
 import asyncio
+import contextlib
 import inspect
 
 from jupyterhub.spawner import Spawner, SpawnException
@@ -24,6 +25,7 @@ from traitlets import (
 )
 
 from . import auth, names, objects
+from . import progress as steps
 from .errors import (
     AuthenticationFailed,
     CloudConfigError,
@@ -346,6 +348,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         self._created_at = None
         self._unknown_since = None
         self._zun = None
+        self._answer_task = None
 
     # -- helpers --------------------------------------------------------------
 
@@ -406,6 +409,11 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         return client
 
     def _emit(self, progress, message):
+        """One event for the spawn page; its percent never goes back."""
+        last = self._events[-1] if self._events else {"progress": 0, "message": None}
+        if message == last["message"]:
+            return
+        progress = last["progress"] if progress is None else max(progress, last["progress"])
         self._events.append({"progress": progress, "message": message})
         self.log.info("%s: %s", self._log_name, message)
         if self._event_signal is not None:
@@ -481,7 +489,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
                         "name_template"
                     ),
                 )
-            self._emit(5, f"Removing the previous container {found['uuid']}")
+            self._emit(steps.REMOVING_OLD, "Removing your previous server")
+            self.log.info("%s: deleting old container %s", self._log_name, found["uuid"])
             await self.zun.delete_and_wait(found["uuid"], timeout=self.delete_timeout)
 
     async def build_body(self, name, mounts):
@@ -570,7 +579,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
     async def _wait_running(self, uuid, deadline):
         loop = asyncio.get_running_loop()
         interval = 0.5
-        last = None
+        last = shown = None
         while True:
             try:
                 container = await self.zun.get(uuid)
@@ -587,9 +596,11 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
                 interval = min(interval * 1.5, 3.0)
                 continue
             status = container.get("status")
-            if status != last:
-                self._emit(60, f"Container is {status}")
-                last = status
+            last = status
+            step = steps.container_step(container, getattr(self, "_home_volume_mounted", False))
+            if step is not None and step != shown:
+                self._emit(*step)
+                shown = step
             if status == "Running" and objects.container_address(container, self.network):
                 return container
             if status in objects.STOPPED_STATES:
@@ -618,7 +629,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
             self.container_id = None
             mounts = await self.prepare_home_volume()
             body = await self.build_body(name, mounts)
-            self._emit(20, f"Creating container {name}")
+            self._emit(*steps.asking())
+            self.log.info("%s: creating container %s", self._log_name, name)
             created = await self._create(body, deadline)
         except SpawnException:
             raise
@@ -640,6 +652,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
             await self._cleanup_failed()
             raise self._translate(e, "start the server's container") from None
         if container.get("status") != "Running":
+            self._emit(None, steps.failure(container))
             failure = objects.describe_failure(container)
             logs = await self._logs_tail()
             await self._cleanup_failed()
@@ -654,8 +667,32 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         except CloudError as e:
             await self._cleanup_failed()
             raise self._translate(e, "give the server a floating IP") from None
-        self._emit(90, f"Container is running at {address}")
+        self.log.info("%s: container is running at %s", self._log_name, address)
+        self._watch_answer(address)
         return f"http://{address}:{self.port}"
+
+    def _watch_answer(self, address):
+        """Tell the spawn page when the server accepts connections.
+
+        JupyterHub waits for the server after start() returns, while the page
+        still listens: one connection attempt every half second until then.
+        """
+        async def watch():
+            while self._spawn_pending:
+                try:
+                    _, writer = await asyncio.wait_for(
+                        asyncio.open_connection(address, self.port), 1)
+                except (OSError, asyncio.TimeoutError):
+                    await asyncio.sleep(0.5)
+                    continue
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+                self._emit(*steps.answering())
+                return
+
+        if self._spawn_pending:
+            self._answer_task = asyncio.ensure_future(watch())
 
     async def _logs_tail(self):
         try:

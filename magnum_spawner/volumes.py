@@ -26,6 +26,7 @@ from traitlets import Bool, Callable, Dict, Float, Integer, Unicode, Union, vali
 from traitlets.config import Configurable
 
 from . import names, objects
+from . import progress as steps
 from .errors import CloudError, NotFound, sdk_error
 
 log = logging.getLogger(__name__)
@@ -570,7 +571,7 @@ class HomeVolumeMixin(Configurable):
         while True:
             status = volume["status"]
             if status != last and last is not None:
-                self._volume_event(12, f"Home volume {describe(volume)} is {status}")
+                self._volume_event(*steps.volume_status(status))
             last = status
             big_enough = want_size is None or (volume["size"] or 0) >= want_size
             if status == "available" and big_enough:
@@ -615,7 +616,7 @@ class HomeVolumeMixin(Configurable):
             volume_type=await self.resolve(self.home_volume_type),
             availability_zone=await self.resolve(self.home_volume_availability_zone),
         )
-        self._volume_event(10, f"Creating home volume {attrs['name']} ({size} GiB)")
+        self._volume_event(*steps.volume_creating(size))
         try:
             volume = await cinder.create(attrs)
         except CloudError as e:
@@ -667,7 +668,7 @@ class HomeVolumeMixin(Configurable):
             return volume
         if have == size:
             return volume
-        self._volume_event(14, f"Growing home volume {describe(volume)} from {have} to {size} GiB")
+        self._volume_event(*steps.volume_growing(have, size))
         await cinder.extend(volume["id"], size)
         current = await cinder.get(volume["id"]) or volume
         return await self._wait_usable(cinder, current, deadline, want_size=size)
@@ -687,11 +688,11 @@ class HomeVolumeMixin(Configurable):
             try:
                 if live:
                     volume = live[0]
-                    self._volume_event(10, f"Using home volume {describe(volume)}")
+                    self._volume_event(10, "Found your home folder")
                 else:
                     for old in candidates:
                         self._volume_event(
-                            10, f"Waiting for the old home volume {describe(old)} to be deleted"
+                            10, "Waiting for your previous home folder to be deleted"
                         )
                         await self._wait_gone(cinder, old, deadline)
                         if self.home_volume_id == old["id"]:
@@ -725,7 +726,7 @@ class HomeVolumeMixin(Configurable):
             raise self._translate(e, "prepare the home volume") from None
         self.home_volume_id = volume["id"]
         self._home_volume_mounted = True
-        self._volume_event(18, f"Home volume {describe(volume)} is ready")
+        self._volume_event(*steps.volume_ready())
         return mounts_for(volume["id"], mount_path)
 
     # -- deleting ---------------------------------------------------------------

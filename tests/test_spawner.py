@@ -288,15 +288,6 @@ def test_state_round_trip_survives_a_new_spawner():
     assert "token" not in str(state).lower()
 
 
-async def test_progress_reports_the_container_states(cloud):
-    creates(cloud, status("Creating"), status("Running"))
-    spawner = make_spawner()
-    await spawner.start()
-    messages = [e["message"] for e in spawner._events]
-    assert messages[0] == "Creating container jupyter-alice"
-    assert "Container is Creating" in messages and "Container is Running" in messages
-
-
 async def test_per_user_image_may_be_a_coroutine(cloud):
     creates(cloud, status("Running"))
 

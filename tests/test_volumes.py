@@ -256,7 +256,7 @@ async def test_missing_volume_is_created_with_our_metadata_and_awaited(cinder):
     assert len(cinder.requests("GET", f"volumes/{VID}")) == 3
     assert spawner.get_state()["home_volume_id"] == VID
     messages = [e["message"] for e in spawner._events]
-    assert "Creating home volume home-alice (2 GiB)" in messages
+    assert "Creating your home folder (2 GiB)" in messages
 
 
 async def test_per_server_template_gives_a_named_server_its_own_volume(cinder):
@@ -325,7 +325,7 @@ async def test_waits_while_the_old_container_lets_go_of_the_volume(cinder):
     mounts = await spawner.prepare_home_volume()
     assert mounts == [{"source": VID, "destination": "/home/jovyan"}]
     assert len(cinder.requests("GET", f"volumes/{VID}")) == 4
-    assert any("is detaching" in e["message"] for e in spawner._events)
+    assert any("being detached" in e["message"] for e in spawner._events)
 
 
 async def test_a_volume_in_use_too_long_names_the_container_holding_it(cinder):
@@ -398,7 +398,8 @@ async def test_a_bigger_size_extends_the_volume_at_the_next_start(cinder):
     assert mounts[0]["source"] == VID
     actions = cinder.requests("POST", f"volumes/{VID}/action")
     assert [a.json() for a in actions] == [{"os-extend": {"new_size": 3}}]
-    assert any("Growing home volume" in e["message"] for e in spawner._events)
+    assert any("Growing your home folder from 1 to 3 GiB" in e["message"]
+               for e in spawner._events)
 
 
 async def test_a_smaller_size_never_shrinks(cinder, caplog):

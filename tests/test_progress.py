@@ -1,0 +1,124 @@
+"""The spawn page's events, read through progress() as JupyterHub reads them."""
+
+import asyncio
+
+import pytest
+from jupyterhub.spawner import SpawnException
+
+from .helpers import make_spawner
+from .recorded import ZUN, status
+from .test_spawner import DELETE, SHOW, creates
+from .test_volumes import (  # noqa: F401 (the cinder fixture)
+    VOLUME, ZUN_UUID, change, cinder, serve_lists, spawner_for,
+)
+
+
+def task(value, state=None, **fields):
+    """A body change: status and Zun's task_state (values only)."""
+    def apply(b):
+        status(value, **fields)(b)
+        b["task_state"] = state
+    return apply
+
+
+async def spawn_and_watch(spawner, until_answered=False):
+    """start() with a progress() reader beside it, as the spawn page has."""
+    spawner._spawn_pending = True
+    events = []
+
+    async def read():
+        async for event in spawner.progress():
+            events.append(event)
+            if until_answered and event["progress"] == 95:
+                spawner._spawn_pending = False
+
+    reader = asyncio.ensure_future(read())
+    try:
+        await spawner.start()
+    finally:
+        if not until_answered:
+            spawner._spawn_pending = False
+        await asyncio.wait_for(reader, 10)
+    return events
+
+
+def assert_forward(events):
+    percents = [e["progress"] for e in events]
+    assert percents == sorted(percents), percents
+
+
+async def test_a_start_reads_as_steps_a_student_understands(cloud):
+    creates(cloud, task("Creating"), task("Creating", "image_pulling"),
+            task("Creating", "container_creating"), task("Created", "container_starting"),
+            task("Running"))
+    events = await spawn_and_watch(make_spawner())
+    assert [e["message"] for e in events] == [
+        "Asking the cloud for a server",
+        "Finding a machine for your server",
+        "Downloading the software image",
+        "Downloading the software image and setting up your server",
+        "Starting your server",
+        "Your server is running; waiting for it to answer",
+    ]
+    assert_forward(events)
+
+
+async def test_the_page_says_when_the_server_answers(cloud):
+    creates(cloud, task("Running"))
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        events = await spawn_and_watch(make_spawner(config={"port": port}),
+                                       until_answered=True)
+    finally:
+        server.close()
+    assert events[-1] == {"progress": 95, "message": "Your server is answering; opening it"}
+    assert_forward(events)
+
+
+async def test_an_error_is_the_last_event(cloud):
+    creates(cloud, task("Created", "container_starting"), task("Creating"),
+            task("Error", reason="There are not enough hosts available."),
+            "zun-container-show-after-delete")
+    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=20", "zun-container-show-404")
+    cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
+    spawner = make_spawner()
+    spawner._spawn_pending = True
+    events = []
+
+    async def read():
+        async for event in spawner.progress():
+            events.append(event)
+
+    reader = asyncio.ensure_future(read())
+    with pytest.raises(SpawnException):
+        await spawner.start()
+    spawner._spawn_pending = False
+    await asyncio.wait_for(reader, 10)
+    assert events[-1]["message"] == (
+        "The cloud could not start your server: There are not enough hosts available.")
+    # Created came first: the later Creating does not take the bar back
+    assert_forward(events)
+
+
+async def test_home_folder_steps_come_first(cinder):
+    serve_lists(cinder)
+    cinder.reply("POST", f"{VOLUME.rsplit('/', 1)[0]}", "cinder-volume-create")
+    cinder.replies("GET", VOLUME,
+                   ("cinder-volume-show-available", change(status="creating")),
+                   "cinder-volume-show-available")
+    cinder.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
+    cinder.reply("POST", f"{ZUN}/v1/containers?run=true", "zun-container-create-with-volume")
+    cinder.replies("GET", f"{ZUN}/v1/containers/{ZUN_UUID}",
+                   ("zun-container-show-with-volume", task("Creating")),
+                   "zun-container-show-with-volume")
+    events = await spawn_and_watch(spawner_for())
+    messages = [e["message"] for e in events]
+    assert messages == [
+        "Creating your home folder (1 GiB)",
+        "Your home folder is ready",
+        "Asking the cloud for a server",
+        "Attaching your home folder",
+        "Your server is running; waiting for it to answer",
+    ]
+    assert_forward(events)
