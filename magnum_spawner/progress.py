@@ -15,6 +15,7 @@ VOLUME_GROWING = 14
 VOLUME_READY = 18
 ASKING = 20
 RUNNING = 80
+REACHABLE = 85
 ANSWERING = 95
 
 _VOLUME_WORDS = {
@@ -72,7 +73,7 @@ def container_step(container, home_volume=False):
     if status == "Restarting":
         return 70, "Starting your server again"
     if status == "Running":
-        return RUNNING, "Your server is running; waiting for it to answer"
+        return RUNNING, "Your server is running"
     if status == "Unknown":
         return None, "The cloud lost contact with the machine of your server; waiting"
     return None
@@ -87,6 +88,10 @@ def failure(container):
         return f"The cloud could not start your server: {reason or 'no reason given'}"
     why = reason or detail or status
     return f"Your server stopped while starting ({why})"
+
+
+def reachable(address):
+    return REACHABLE, f"Your server is at {address}; waiting for it to answer"
 
 
 def answering():

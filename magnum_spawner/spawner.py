@@ -667,7 +667,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         except CloudError as e:
             await self._cleanup_failed()
             raise self._translate(e, "give the server a floating IP") from None
-        self.log.info("%s: container is running at %s", self._log_name, address)
+        self._emit(*steps.reachable(address))
         self._watch_answer(address)
         return f"http://{address}:{self.port}"
 

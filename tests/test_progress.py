@@ -58,7 +58,8 @@ async def test_a_start_reads_as_steps_a_student_understands(cloud):
         "Downloading the software image",
         "Downloading the software image and setting up your server",
         "Starting your server",
-        "Your server is running; waiting for it to answer",
+        "Your server is running",
+        "Your server is at 127.0.0.1; waiting for it to answer",
     ]
     assert_forward(events)
 
@@ -119,6 +120,7 @@ async def test_home_folder_steps_come_first(cinder):
         "Your home folder is ready",
         "Asking the cloud for a server",
         "Attaching your home folder",
-        "Your server is running; waiting for it to answer",
+        "Your server is running",
+        "Your server is at 127.0.0.1; waiting for it to answer",
     ]
     assert_forward(events)

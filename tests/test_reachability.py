@@ -112,7 +112,8 @@ async def test_a_floating_ip_on_the_containers_port_is_the_servers_url(cloud):
         ("GET", f"/v1/containers/{CONTAINER_UUID}"))
     state = spawner.get_state()
     assert (state["floating_ip_id"], state["floating_ip_address"]) == (FIP_ID, FIP_ADDR)
-    assert "Container is running at 172.24.4.228" in [e["message"] for e in spawner._events]
+    assert "Your server is at 172.24.4.228; waiting for it to answer" in [
+        e["message"] for e in spawner._events]
 
 
 async def test_stop_releases_the_floating_ip_before_deleting_the_container(cloud):
