@@ -2,6 +2,7 @@
 #
 #   make test        unit + recorded-API tests, then the end-to-end suite on the
 #                    local cloud (installs everything it needs; ~see README)
+#   make lint        bash -n and shellcheck on every shell script in devstack/
 #   make unit        unit + recorded-API tests only (seconds)
 #   make e2e         end-to-end tests on the local cloud only
 #   make demo        local cloud + JupyterHub on http://127.0.0.1:8000
@@ -14,8 +15,11 @@ PY     := $(VENV)/bin/python
 CACHE  := .cache
 CHP    := $(CACHE)/node/node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
+# every shell script in devstack/ (by shebang), and DevStack's sourced settings
+SHELL_SCRIPTS = devstack/settings $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$' devstack/*)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test unit e2e demo demo-down bench venv chp clean
+.PHONY: test lint unit e2e demo demo-down bench venv chp clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +34,13 @@ $(CHP):
 
 chp: $(CHP)
 
+lint:
+	@command -v shellcheck >/dev/null || $(SUDO) apt-get install -y -q \
+	  -o DPkg::Lock::Timeout=300 shellcheck || { $(SUDO) apt-get update -q && \
+	  $(SUDO) apt-get install -y -q -o DPkg::Lock::Timeout=300 shellcheck; }
+	@for f in $(SHELL_SCRIPTS); do bash -n "$$f" || exit 1; done
+	shellcheck -s bash $(SHELL_SCRIPTS)
+
 unit: venv chp
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -37,7 +48,7 @@ e2e: venv chp
 	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" \
 	  $(PY) -m pytest -q -m localcloud tests/e2e devstack/zun_local_driver/tests $(PYTEST_ARGS)
 
-test: unit e2e
+test: lint unit e2e
 
 demo: venv chp
 	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" $(PY) etc/demo.py

@@ -254,9 +254,13 @@ class LocalCloud:
         self._loop.close()
 
 
-#: Run the suite against another cloud (e.g. DevStack): its clouds.yaml and cloud.
+#: Run the suite against another cloud (e.g. DevStack): its clouds.yaml and cloud,
+#: and a hub config file every test hub loads after the local one (the DevStack
+#: plugin's spawner_config.py: network, floating IPs, exposed port, hub address).
+#: devstack/integration-tests sets all three.
 EXTERNAL_CLOUDS_YAML = os.environ.get("MAGNUM_E2E_CLOUDS_YAML")
-EXTERNAL_CLOUD = os.environ.get("MAGNUM_E2E_CLOUD", "devstack")
+EXTERNAL_CLOUD = os.environ.get("MAGNUM_E2E_CLOUD", "jupyterhub")
+EXTERNAL_HUB_CONFIG = os.environ.get("MAGNUM_E2E_HUB_CONFIG")
 
 local_only = pytest.mark.skipif(
     bool(EXTERNAL_CLOUDS_YAML),
@@ -353,7 +357,10 @@ class HubProcess:
             "services": ["e2e"],
         }}]
         """
-        config = textwrap.dedent(config) + "\n" + self.extra_config + "\n"
+        config = textwrap.dedent(config)
+        if EXTERNAL_CLOUDS_YAML and EXTERNAL_HUB_CONFIG:
+            config += f"load_subconfig({EXTERNAL_HUB_CONFIG!r})\n"
+        config += "\n" + self.extra_config + "\n"
         (self.workdir / "jupyterhub_config.py").write_text(config)
 
     def environment(self):

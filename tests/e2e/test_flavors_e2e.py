@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from .conftest import local_only
+
 pytestmark = pytest.mark.localcloud
 
 #: A program that waits HOLD seconds (so that start() sees it Running), then
@@ -102,6 +104,7 @@ async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(
     assert await kept.poll() is None
 
 
+@local_only  # the containers meet through the host's filesystem (the GO file)
 async def test_busy_containers_share_a_core_in_proportion_to_their_cpu(
     local_spawner, local_cloud, tmp_path
 ):
