@@ -19,7 +19,8 @@ CLOUD = REPO / "devstack" / "local-cloud"
 STATE = pathlib.Path(os.environ.get("LOCAL_HUB_DIR", REPO / ".cache" / "demo"))
 CLOUD_DIR = pathlib.Path(os.environ.get("MAGNUM_CLOUD_DIR", REPO / ".cache" / "local-cloud"))
 PORT = int(os.environ.get("LOCAL_HUB_PORT", 8000))
-PASSWORD = os.environ.get("LOCAL_HUB_PASSWORD", "demo")
+PASSWORD = os.environ.get("LOCAL_HUB_PASSWORD", "demo-password")
+ADMIN_PASSWORD = os.environ.get("LOCAL_HUB_ADMIN_PASSWORD", "demo-admin-password-at-least-32-chars")
 
 
 def kill_pid_file(path, sig=signal.SIGTERM):
@@ -78,7 +79,7 @@ def main():
     print(f"""
     JupyterHub is running at {url}
       log in with any user name (e.g. "alice") and the password "{PASSWORD}";
-      "admin" is an administrator.  Start a server, open a notebook, run a cell:
+      "admin" is an administrator (password "{ADMIN_PASSWORD}").  Start a server, open a notebook, run a cell:
       the server is a Zun container of the local cloud.
     Hub log: {STATE / 'jupyterhub.log'}   cloud logs: {CLOUD_DIR / 'logs'}
     Ctrl-C here (or `make demo-down`) stops the hub, its servers and the cloud.

@@ -9,6 +9,8 @@ lines).  Settings come from the environment so that several hubs can run at once
   LOCAL_HUB_PROXY_API_PORT  the proxy's API port (default 8001)
   LOCAL_HUB_ID          ZunSpawner.hub_id (default "local-demo")
   LOCAL_HUB_CLOUD       the clouds.yaml entry (default "local")
+  LOCAL_HUB_PASSWORD    every user's password (default "demo-password")
+  LOCAL_HUB_ADMIN_PASSWORD  the password of "admin" (32+ characters)
   OS_CLIENT_CONFIG_FILE the clouds.yaml written by `devstack/local-cloud up`
 """
 
@@ -38,9 +40,14 @@ c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
 c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
 
-# A login a newcomer can use: any user name, the shared password below.
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = os.environ.get("LOCAL_HUB_PASSWORD", "demo")
+# A login a newcomer can use: any user name, the shared password below
+# (JupyterHub 5.3's shared-password authenticator: DummyAuthenticator.password
+# is deprecated).  Its admin password must be 32 characters or more.
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = os.environ.get(
+    "LOCAL_HUB_PASSWORD", "demo-password")
+c.SharedPasswordAuthenticator.admin_password = os.environ.get(
+    "LOCAL_HUB_ADMIN_PASSWORD", "demo-admin-password-at-least-32-chars")
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {"admin"}
 c.JupyterHub.allow_named_servers = True

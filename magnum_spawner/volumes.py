@@ -22,7 +22,7 @@ from jupyterhub.spawner import SpawnException
 from keystoneauth1 import exceptions as ks_exc
 from openstack import connection as sdk_connection
 from openstack import exceptions as sdk_exc
-from traitlets import Bool, Callable, Dict, Float, Integer, Unicode, Union, validate
+from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, validate
 from traitlets.config import Configurable
 
 from . import names, objects
@@ -407,6 +407,22 @@ class HomeVolumeMixin(Configurable):
         """,
     )
 
+    home_hide_globs = List(
+        Unicode(),
+        ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", "lost+found"],
+        config=True,
+        help="""
+        File name patterns the notebook server hides from its file browser when
+        a home volume is mounted (``--ContentsManager.hide_globs``).
+
+        A new ext4 file system has a ``lost+found`` directory at its root, where
+        fsck puts recovered files; it must stay (``e2fsck`` would recreate it),
+        so it is hidden instead.  The default is jupyter_server's own list plus
+        ``lost+found``.  An empty list passes nothing and leaves the server's
+        setting alone.
+        """,
+    )
+
     home_volume_timeout = Float(
         30.0,
         config=True,
@@ -493,6 +509,12 @@ class HomeVolumeMixin(Configurable):
         volume_id = self.home_volume_id
         super().clear_state()
         self.home_volume_id = volume_id
+
+    def get_args(self):
+        args = super().get_args()
+        if getattr(self, "_home_volume_mounted", False):
+            args += ["--ContentsManager.hide_globs=%s" % g for g in self.home_hide_globs]
+        return args
 
     def get_env(self):
         env = super().get_env()

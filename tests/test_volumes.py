@@ -150,6 +150,7 @@ async def test_size_zero_means_no_cinder_call_and_no_mounts(cinder):
     body_sent = zun_creates(cinder)[0]
     assert volume_mounts(body_sent) == []
     assert "CHOWN_HOME" not in body_sent["environment"]
+    assert not [a for a in body_sent["command"] if "hide_globs" in a]
     assert "home_volume_id" not in spawner.get_state()
 
 
@@ -176,6 +177,9 @@ async def test_start_mounts_the_volume_found_by_name(cinder):
     assert volume_mounts(sent) == [{"source": VID, "destination": "/home/jovyan"}]
     assert sent["environment"]["CHOWN_HOME"] == "yes"
     assert sent["environment"]["CHOWN_HOME_OPTS"] == "-R"
+    # ext4's lost+found stays on the volume but not in the file browser.
+    assert "--ContentsManager.hide_globs=lost+found" in sent["command"]
+    assert "--ContentsManager.hide_globs=__pycache__" in sent["command"]
     assert spawner.get_state()["home_volume_id"] == VID
     assert not cinder_requests(cinder, "POST"), "nothing is created when it exists"
     assert {"name": "home-alice"} in searches(cinder)

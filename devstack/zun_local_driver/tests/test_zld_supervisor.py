@@ -103,6 +103,24 @@ def test_oom_kill_under_64_mib(state_dir, cgroup_parent):
         assert int(f.read()) == 64 * 1024 * 1024
 
 
+def test_container_sees_its_own_memory_limit_and_cgroup(state_dir,
+                                                        cgroup_parent):
+    # As under Docker (cgroup namespace): tools inside read their own limit.
+    cdir = make(state_dir, ['sh', '-c',
+                            'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; '
+                            'grep memory /proc/self/cgroup'],
+                cgroup_parent, memory_mib=96)
+    assert cdir.start()['ok']
+    details = wait_status(cdir)
+    assert details['exit_code'] == 0, cdir.read_log()
+    limit, cgroup_line = cdir.read_log().split()
+    assert int(limit) == 96 * 1024 * 1024
+    assert cgroup_line.endswith(':memory:/')
+    # The host's view is unchanged.
+    with open('/sys/fs/cgroup/memory/memory.limit_in_bytes') as f:
+        assert int(f.read()) > 1 << 60
+
+
 def test_stop_pid1_ignoring_sigterm_needs_sigkill(state_dir):
     # pid 1 of a namespace ignores SIGTERM when it has no handler.
     cdir = make(state_dir, ['sleep', '60'])

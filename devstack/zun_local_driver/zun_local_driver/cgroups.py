@@ -76,7 +76,9 @@ def format_cpuset(ids):
 class CgroupSet(object):
     """The groups of one container, named ``<root>/<ctrl>/<parent>/<name>``."""
 
-    CONTROLLERS = ('memory', 'cpu', 'freezer')
+    # cpuacct: CPU time for ``stats`` (its own hierarchy on some hosts,
+    # co-mounted with cpu on others: then both names reach the same group).
+    CONTROLLERS = ('memory', 'cpu', 'cpuacct', 'freezer')
 
     def __init__(self, root, parent, name):
         self.root = root
@@ -153,7 +155,18 @@ class CgroupSet(object):
             groups.append(path)
         elif os.path.isdir(self.path('cpuset')):
             self._rmdir(self.path('cpuset'))
+        # What the container sees at /sys/fs/cgroup/<controller>: its own
+        # group (as under Docker's cgroup namespace), so it can read its
+        # limits.  Real paths: cpu may be a symlink to cpu,cpuacct.
+        views = []
+        for group in groups:
+            controller_root = os.path.realpath(os.path.join(
+                self.root, os.path.relpath(group, self.root).split(os.sep)[0]))
+            view = [os.path.realpath(group), controller_root]
+            if view not in views:
+                views.append(view)
         return {'cgroups': groups,
+                'cgroup_views': views,
                 'memory_cgroup': self.path('memory')
                 if self.available('memory') else None}
 
@@ -186,6 +199,26 @@ class CgroupSet(object):
                 self.path('memory'), 'cgroup.procs')).split()]
         except OSError:
             return []
+
+    def cpu_usage_ns(self):
+        """CPU time used by the container's processes (cpuacct.usage)."""
+        try:
+            return int(_read(os.path.join(self.path('cpuacct'),
+                                          'cpuacct.usage')))
+        except (OSError, ValueError):
+            return None
+
+    def memory_cache(self):
+        """Inactive page cache, which Docker's stats leave out of "usage"."""
+        try:
+            with open(os.path.join(self.path('memory'), 'memory.stat')) as f:
+                for line in f:
+                    key, _, value = line.partition(' ')
+                    if key == 'total_inactive_file':
+                        return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
 
     def memory_stats(self):
         path = self.path('memory')

@@ -33,6 +33,9 @@ from zun_local_driver import volumes
 CONF = zun.conf.CONF
 LOG = logging.getLogger(__name__)
 
+# `docker stop` without -t (Zun's Docker driver passes none when the API
+# request has no timeout).
+DOCKER_STOP_TIMEOUT = 10
 ADDRESS_NAMESPACE = uuid.UUID('6d3c1a52-4a7e-4d0c-9a58-3f3b3d0f6a11')
 
 
@@ -239,9 +242,11 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
     def inspect_image(self, image):
         repo, tag = image_map._split_tag(image)
         runtime_dir = self._runtime_dir(repo, tag)
+        meta = image_map.metadata(runtime_dir)
         return {'Id': 'local:' + runtime_dir,
                 'RepoTags': ['%s:%s' % (repo, tag or 'latest')],
-                'Size': 0, 'Config': {'Cmd': None, 'Entrypoint': None}}
+                'Size': 0, 'Config': {'Cmd': meta.get('Cmd'),
+                                      'Entrypoint': meta.get('Entrypoint')}}
 
     def search_image(self, context, repo, tag, driver_name, exact_match):
         found = []
@@ -262,12 +267,20 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
                requested_volumes):
         runtime_dir = image.get('runtime_dir') or self._runtime_dir(
             image.get('repo'), image.get('tag'))
+        # As Docker: the image's Entrypoint/Cmd (its image.json) where the
+        # request gives none, and the record shows what runs.
+        meta = image_map.metadata(runtime_dir)
+        if not container.entrypoint and meta.get('Entrypoint'):
+            container.entrypoint = list(meta['Entrypoint'])
+        if not container.command and meta.get('Cmd'):
+            container.command = list(meta['Cmd'])
         argv = list(container.entrypoint or []) + list(container.command or [])
         if not argv:
             raise exception.ZunException(
-                'container %s has no command: the process driver has no '
-                'image metadata to take a default command from'
-                % container.uuid)
+                'container %s has no command and its image %s has no '
+                'default command (no Cmd in %s)'
+                % (container.uuid, container.image,
+                   os.path.join(runtime_dir, image_map.METADATA_FILE)))
         addr = addresses.allocate(self.state_dir, _opts().address_base,
                                   container.uuid)
         hostname = container.hostname or container.uuid.replace('-', '')[:12]
@@ -339,8 +352,8 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
         if cg.frozen():
             cdir.signal(15)
             cg.freeze(False)
-        timeout = CONF.docker.default_timeout if timeout is None \
-            else int(timeout)
+        # As Docker's driver: no (or a zero) timeout is Docker's 10 s.
+        timeout = int(timeout) if timeout else DOCKER_STOP_TIMEOUT
         if cdir.child_alive():
             cdir.mark_requested('stop')
         cdir.stop(timeout)
@@ -616,31 +629,105 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
         raise NotImplementedError('exec tty resize is not supported by the '
                                   'process driver')
 
+    TOP_TITLES = ['UID', 'PID', 'PPID', 'C', 'STIME', 'TTY', 'TIME', 'CMD']
+
     def top(self, context, container, ps_args=None):
-        pids = self._cgroups(container.uuid).pids()
+        """``ps -ef``'s columns, as Docker's top shows them by default."""
         processes = []
-        for pid in pids:
+        for pid in sorted(self._cgroups(container.uuid).pids()):
             try:
-                with open('/proc/%d/cmdline' % pid, 'rb') as f:
-                    cmd = f.read().replace(b'\0', b' ').decode(
-                        errors='replace').strip()
-            except OSError:
-                continue
-            processes.append([str(pid), cmd])
-        return {'Titles': ['PID', 'CMD'], 'Processes': processes}
+                processes.append(_ps_row(psutil.Process(pid)))
+            except (psutil.Error, OSError):
+                continue  # exited meanwhile
+        return {'Titles': list(self.TOP_TITLES), 'Processes': processes}
 
     def stats(self, context, container):
-        mem = self._cgroups(container.uuid).memory_stats()
+        """Docker's figures: CPU % of the host's CPU time since boot (as
+        Zun's Docker driver computes it), memory without inactive cache,
+        block I/O of the container's processes (/proc/<pid>/io)."""
+        cg = self._cgroups(container.uuid)
+        mem = cg.memory_stats()
         usage, limit = mem if mem else (0, 0)
+        usage = max(0, usage - cg.memory_cache())
         usage_mib = usage / units.Mi
         limit_mib = limit / units.Mi if limit < (1 << 62) else 0
+        cpu_ns = cg.cpu_usage_ns()
+        system_ns = _system_cpu_ns()
+        cpu_percent = (cpu_ns / system_ns * 100) if cpu_ns and system_ns \
+            else 0.0
+        read = write = 0
+        for pid in cg.pids():
+            try:
+                io = psutil.Process(pid).io_counters()
+            except (psutil.Error, OSError):
+                continue
+            read += io.read_bytes
+            write += io.write_bytes
         return {'CONTAINER': container.name,
-                'CPU %': 0.0,
+                'CPU %': cpu_percent,
                 'MEM USAGE(MiB)': usage_mib,
                 'MEM LIMIT(MiB)': limit_mib,
                 'MEM %': (usage_mib / limit_mib * 100) if limit_mib else 0.0,
-                'BLOCK I/O(B)': '0/0',
+                'BLOCK I/O(B)': '%d/%d' % (read, write),
+                # Containers share the host's network namespace: no
+                # per-container counters.
                 'NET I/O(B)': '0/0'}
+
+    # ------------------------------------------------------------------
+    # archives: tar streams in and out of the container's mount namespace
+
+    def _child_pid(self, container):
+        cdir = self._check_created(container)
+        info = cdir.supervisor() or {}
+        if not cdir.child_alive() or not info.get('child_pid'):
+            raise exception.Conflict(
+                'container %s is not running (the process driver reaches a '
+                'container\'s files only while it runs)' % container.uuid)
+        return str(info['child_pid'])
+
+    def _nsenter_tar(self, container, args, data=None):
+        cmd = ['nsenter', '-t', self._child_pid(container), '-m', '--',
+               'tar'] + args
+        res = subprocess.run(cmd, input=data, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE,
+                             timeout=CONF.docker.execute_timeout)
+        if res.returncode != 0:
+            raise exception.Invalid(res.stderr.decode(errors='replace')
+                                    .strip() or 'tar failed')
+        return res.stdout
+
+    def _stat_in(self, container, path):
+        """Docker's path stat (X-Docker-Container-Path-Stat) of *path*."""
+        cmd = ['nsenter', '-t', self._child_pid(container), '-m', '--',
+               'stat', '-c', '%n\t%s\t%f\t%Y\t%N', path]
+        res = subprocess.run(cmd, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        if res.returncode != 0:
+            raise exception.Invalid('Could not find the file %s in container '
+                                    '%s' % (path, container.uuid))
+        name, size, mode, mtime, link = res.stdout.decode().rstrip(
+            '\n').split('\t', 4)
+        target = link.split(' -> ', 1)[1].strip("'") if ' -> ' in link \
+            else ''
+        return {'name': os.path.basename(name.rstrip('/')) or '/',
+                'size': int(size), 'mode': int(mode, 16),
+                'mtime': time.strftime('%Y-%m-%dT%H:%M:%SZ',
+                                       time.gmtime(int(mtime))),
+                'linkTarget': target}
+
+    def get_archive(self, context, container, path):
+        parent = os.path.dirname(path.rstrip('/')) or '/'
+        name = os.path.basename(path.rstrip('/')) or '.'
+        data = self._nsenter_tar(container, ['-c', '-C', parent, '--', name])
+        return data, self._stat_in(container, path)
+
+    def put_archive(self, context, container, path, data):
+        # Docker: the destination must be an existing directory.
+        if self._stat_in(container, path)['mode'] & 0o170000 != 0o040000:
+            raise exception.Invalid('%s is not a directory in container %s'
+                                    % (path, container.uuid))
+        self._nsenter_tar(container, ['-x', '-C', path, '-f', '-'],
+                          data=data)
 
     # ------------------------------------------------------------------
     # not supported
@@ -657,12 +744,6 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
 
     def resize(self, context, container, height, width):
         self._unsupported('tty resize')
-
-    def get_archive(self, context, container, path):
-        self._unsupported('get_archive')
-
-    def put_archive(self, context, container, path, data):
-        self._unsupported('put_archive')
 
     def add_security_group(self, context, container, security_group,
                            **kwargs):
@@ -715,3 +796,39 @@ def _parse_cpulist(text):
         else:
             cpus.append(int(part))
     return cpus
+
+
+def _system_cpu_ns():
+    """All CPUs' time since boot in ns (/proc/stat's first line), the
+    ``system_cpu_usage`` of Docker's stats."""
+    try:
+        with open('/proc/stat') as f:
+            fields = f.readline().split()[1:8]
+        return sum(int(v) for v in fields) * (10 ** 9) // \
+            os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError):
+        return 0
+
+
+def _ps_row(proc):
+    """One ``ps -ef`` row: UID PID PPID C STIME TTY TIME CMD."""
+    with proc.oneshot():
+        times = proc.cpu_times()
+        used = int(times.user + times.system)
+        age = max(time.time() - proc.create_time(), 1e-6)
+        try:
+            import pwd
+            user = pwd.getpwuid(proc.uids().real).pw_name
+        except KeyError:
+            user = str(proc.uids().real)
+        started = proc.create_time()
+        stime = time.strftime('%H:%M' if time.time() - started < 86400
+                              else '%b%d', time.localtime(started))
+        cmd = ' '.join(proc.cmdline()) or '[%s]' % proc.name()
+        return [user, str(proc.pid), str(proc.ppid()),
+                str(int(100 * (times.user + times.system) / age)), stime,
+                proc.terminal() and proc.terminal().replace('/dev/', '')
+                or '?',
+                '%02d:%02d:%02d' % (used // 3600, used % 3600 // 60,
+                                    used % 60),
+                cmd]

@@ -1,6 +1,11 @@
 """Image name -> runtime directory map (``[local_driver] images``)."""
 
+import json
 import os
+
+# A runtime directory's image metadata, as a registry image's config has it:
+# {"Cmd": [...], "Entrypoint": [...]} (both optional).
+METADATA_FILE = 'image.json'
 
 
 class ImageMapError(ValueError):
@@ -61,3 +66,13 @@ def lookup(image_map, repo, tag=None):
     if (repo, tag) in image_map:
         return image_map[(repo, tag)]
     return image_map.get((repo, None))
+
+
+def metadata(runtime_dir):
+    """The image's config from ``<runtime_dir>/image.json`` ({} if none)."""
+    try:
+        with open(os.path.join(runtime_dir, METADATA_FILE)) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}

@@ -46,6 +46,8 @@ import sys
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWCGROUP = 0x02000000
+MS_BIND = 0x1000
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
@@ -114,11 +116,21 @@ def write_json_atomic(path, data):
 
 
 def read_oom_kills(memory_cgroup):
-    """The ``oom_kill`` counter of a v1 memory cgroup (0 if unknown)."""
-    if not memory_cgroup:
+    """The ``oom_kill`` counter of a v1 memory cgroup (0 if unknown).
+
+    *memory_cgroup* is a path or an open directory fd (the supervisor keeps
+    one: the container's cgroup view hides the path in their namespace).
+    """
+    if memory_cgroup is None or memory_cgroup == '':
         return 0
     try:
-        with open(os.path.join(memory_cgroup, 'memory.oom_control')) as f:
+        if isinstance(memory_cgroup, int):
+            opener = lambda path, flags: os.open(  # noqa: E731
+                path, flags, dir_fd=memory_cgroup)
+            f = open('memory.oom_control', opener=opener)
+        else:
+            f = open(os.path.join(memory_cgroup, 'memory.oom_control'))
+        with f:
             for line in f:
                 key, _, value = line.partition(' ')
                 if key == 'oom_kill':
@@ -317,6 +329,25 @@ def teardown_mounts(mounted, created_dirs, lock_path=None):
         points.remove_unused(created_dirs)
 
 
+def cgroup_view(views):
+    """Show the container its own cgroups, as Docker's cgroup namespace does.
+
+    Runs in the container's first process once it is in its groups: a cgroup
+    namespace rooted there (``/proc/self/cgroup`` reads ``/``) and each group
+    bind-mounted over its hierarchy's mount point in the container's (private)
+    mount namespace, so ``/sys/fs/cgroup/memory/memory.limit_in_bytes`` is the
+    container's limit.  The namespace is the supervisor's too, so these mounts
+    go with it and ``exec`` sees the same; the supervisor reads the OOM count
+    through a directory fd it opened before.
+    """
+    if not views:
+        return
+    unshare(CLONE_NEWCGROUP)
+    for group, hierarchy in views:
+        if os.path.isdir(group) and os.path.isdir(hierarchy):
+            mount(group, hierarchy, None, MS_BIND)
+
+
 class ExecError(Exception):
     """(exit code, message) of a command that could not be exec'd."""
 
@@ -333,6 +364,7 @@ def child_main(spec, go_r, err_w, log_fd):
             except OSError:
                 pass
         mount('proc', '/proc', 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        cgroup_view(spec.get('cgroup_views') or [])
         os.setsid()
         for sig in range(1, signal.NSIG):
             if sig in (signal.SIGKILL, signal.SIGSTOP):
@@ -430,6 +462,11 @@ def run_supervisor(state_dir, spec, reporter):
                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     go_r, go_w = os.pipe()
     err_r, err_w = os.pipe()
+    if memory_cgroup:
+        try:
+            memory_cgroup = os.open(memory_cgroup, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            memory_cgroup = None
     oom_before = read_oom_kills(memory_cgroup)
     pid = os.fork()
     if pid == 0:
