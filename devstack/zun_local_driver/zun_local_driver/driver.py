@@ -106,6 +106,14 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
             self.volume_drivers['cinder'] = volumes.build_cinder_driver(
                 self.volume_images)
         self._last_volume_sweep = 0.0
+        missing = [c for c in ('memory', 'cpu') if not os.path.isdir(
+            os.path.join(opts.cgroup_root, c))]
+        if missing:
+            # e.g. under `ip netns exec`, which mounts a fresh /sys without
+            # the cgroup hierarchies: limits would silently not apply.
+            LOG.warning('No cgroup v1 %s hierarchy under %s: containers '
+                        'will run WITHOUT memory/CPU limits',
+                        ' or '.join(missing), opts.cgroup_root)
         try:
             stale = cgroups.remove_stale(
                 opts.cgroup_root, opts.cgroup_parent,
