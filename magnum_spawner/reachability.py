@@ -148,9 +148,11 @@ class FloatingIPs:
     async def associate(self, *, network, port_id, description):
         """A floating IP on ``port_id``: the one already there, or a new one.
 
-        The create is sent once.  If the caller is cancelled (JupyterHub's start
-        timeout) while it is in flight, the request still completes in its
-        thread: what it made is released as soon as it answers.
+        The create is sent once.  If it fails without an answer, Neutron may
+        have made it anyway: the caller's clean-up releases by ``description``.
+        If the caller is cancelled (JupyterHub's start timeout) while it is in
+        flight, the request still completes in its thread: what it made is
+        released as soon as it answers.
         """
         for existing in await self.find(port_id=port_id):
             return existing
@@ -166,12 +168,6 @@ class FloatingIPs:
             task = asyncio.ensure_future(self._release_after(future, description))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-            raise
-        except CloudError as e:
-            if e.status is not None:
-                raise
-            # no answer: Neutron may have made it; release what carries our mark
-            await self.release(description)
             raise
 
     async def _release_after(self, future, description):

@@ -622,6 +622,9 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         try:
             await self.apply_flavor()
             await self.zun.ensure_version()
+            # an earlier spawn's floating IP (a crash before its stop), found by
+            # its description even when the state lost it
+            await self.release_floating_ip()
             if self.container_id:
                 # a container from an earlier spawn (perhaps under another name)
                 await self.zun.delete_and_wait(self.container_id, timeout=self.delete_timeout)

@@ -73,7 +73,18 @@ def created_fip(description=DESCRIPTION):
     return body
 
 
-def runs_on_a_port(cloud):
+def ours_once_posted(cloud):
+    """List by description: empty until a floating IP create was sent, then ours."""
+    def answer(request, context):
+        posted = cloud.requests("POST", "floatingips")
+        return fips_list({"description": DESCRIPTION}) if posted else fips_list()
+    cloud.m.get(f"{FIPS}?description={DESCRIPTION}", json=answer)
+
+
+def runs_on_a_port(cloud, earlier_ips=()):
+    """A start: no earlier container; ``earlier_ips`` still carry our description."""
+    cloud.m.get(f"{FIPS}?description={DESCRIPTION}", [
+        {"json": fips_list(*earlier_ips)}, {"json": fips_list()}])
     cloud.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
     cloud.reply("POST", CREATE, "zun-container-create-run")
     cloud.reply("GET", SHOW, "zun-container-show-running", change=on_neutron_port)
@@ -114,6 +125,20 @@ async def test_a_floating_ip_on_the_containers_port_is_the_servers_url(cloud):
     assert (state["floating_ip_id"], state["floating_ip_address"]) == (FIP_ID, FIP_ADDR)
     assert "Your server is at 172.24.4.228; waiting for it to answer" in [
         e["message"] for e in spawner._events]
+
+
+async def test_an_earlier_spawns_leaked_ip_is_released_before_the_new_one_is_made(cloud):
+    # the hub died after associating an IP and before saving it: the IP stayed
+    old = {"id": "61cea855-49cb-4846-997d-801b70c71bdd", "description": DESCRIPTION,
+           "port_id": None}
+    runs_on_a_port(cloud, earlier_ips=[old])
+    cloud.m.delete(f"{FIPS}/{old['id']}", status_code=204)
+    cloud.m.post(FIPS, status_code=201, json=created_fip())
+    spawner = make_spawner(config=FLOATING)
+    assert await spawner.start() == f"http://{FIP_ADDR}:8888"
+    calls = order(cloud)
+    assert calls.index(("DELETE", f"/v2.0/floatingips/{old['id']}")) < calls.index(
+        ("POST", "/v2.0/floatingips"))
 
 
 async def test_stop_releases_the_floating_ip_before_deleting_the_container(cloud):
@@ -174,16 +199,16 @@ async def test_neutrons_refusal_fails_the_start_with_its_reason_and_leaves_nothi
 async def test_a_create_with_no_answer_releases_what_neutron_may_have_made(cloud):
     runs_on_a_port(cloud)
     cloud.m.post(FIPS, exc=requests.exceptions.ConnectionError("connection reset"))
-    # Neutron did make it before the connection broke
-    cloud.m.get(f"{FIPS}?description={DESCRIPTION}",
-                json=fips_list({"description": DESCRIPTION}))
+    ours_once_posted(cloud)  # Neutron did make it before the connection broke
     cloud.m.delete(f"{FIPS}/{FIP_ID}", status_code=204)
     deletes_the_container(cloud, started=True)
     spawner = make_spawner(config=FLOATING)
     with pytest.raises(SpawnException):
         await spawner.start()
-    assert len(cloud.requests("DELETE", f"floatingips/{FIP_ID}")) >= 1
-    assert len(cloud.requests("DELETE", CONTAINER_UUID)) == 1
+    assert len(cloud.requests("DELETE", f"floatingips/{FIP_ID}")) == 1
+    calls = order(cloud)
+    assert calls.index(("DELETE", f"/v2.0/floatingips/{FIP_ID}")) < calls.index(
+        ("DELETE", f"/v1/containers/{CONTAINER_UUID}"))
 
 
 async def test_a_start_cancelled_during_the_create_releases_the_ip_when_it_arrives(cloud):
@@ -197,8 +222,7 @@ async def test_a_start_cancelled_during_the_create_releases_the_ip_when_it_arriv
         return created_fip()
 
     cloud.m.post(FIPS, json=slow_create)
-    cloud.m.get(f"{FIPS}?description={DESCRIPTION}",
-                json=fips_list({"description": DESCRIPTION}))
+    ours_once_posted(cloud)
     cloud.m.delete(f"{FIPS}/{FIP_ID}", status_code=204)
     spawner = make_spawner(config=FLOATING)
     start = asyncio.ensure_future(spawner.start())
