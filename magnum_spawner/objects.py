@@ -220,23 +220,23 @@ def redact(text, secrets):
     return text
 
 
-def container_address(container, network=None):
-    """The IPv4 address to reach the container at.
+def address_entry(container, network=None):
+    """The entry of Zun's ``addresses`` to reach the container at (None if none).
 
     ``network`` (a Neutron network uuid) picks one network when the container has
-    several; otherwise the first IPv4 address found wins.
+    several; otherwise the first IPv4 address found wins, then any address.  An
+    entry carries ``addr`` and (on a real Neutron) the ``port`` it is on.
     """
     addresses = container.get("addresses") or {}
     nets = [network] if network and network in addresses else list(addresses)
-    for net in nets:
-        for entry in addresses.get(net) or []:
-            if entry.get("version", 4) == 4 and entry.get("addr"):
-                return entry["addr"]
-    for net in nets:
-        for entry in addresses.get(net) or []:
-            if entry.get("addr"):
-                return entry["addr"]
-    return None
+    entries = [e for net in nets for e in addresses.get(net) or [] if e.get("addr")]
+    ipv4 = [e for e in entries if e.get("version", 4) == 4]
+    return (ipv4 or entries or [None])[0]
+
+
+def container_address(container, network=None):
+    """The address to reach the container at (see :func:`address_entry`)."""
+    return (address_entry(container, network) or {}).get("addr")
 
 
 def exit_status(container):

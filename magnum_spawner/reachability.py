@@ -19,16 +19,13 @@ keystoneauth session, on a bounded thread pool (the event loop never waits).
 
 import asyncio
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
-from keystoneauth1 import exceptions as ks_exc
-from openstack import connection as sdk_connection
-from openstack import exceptions as sdk_exc
 from traitlets import Integer, List, TraitError, Unicode, Union, validate
 from traitlets.config import Configurable
 
-from .errors import CloudError, NotFound, sdk_error
+from . import objects
+from .errors import CloudError, NotFound
+from .sdk import SdkService, SharedClients
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +45,8 @@ def description(hub_id, container_name):
 
 
 def container_port(container, network=None):
-    """The Neutron port id of the container's IPv4 address (``network`` first)."""
-    addresses = container.get("addresses") or {}
-    nets = [network] if network and network in addresses else list(addresses)
-    for net in nets:
-        for entry in addresses.get(net) or []:
-            if entry.get("version", 4) == 4 and entry.get("port"):
-                return entry["port"]
-    return None
+    """The Neutron port of the address the hub would use (``objects.address_entry``)."""
+    return (objects.address_entry(container, network) or {}).get("port")
 
 
 def exposed_ports_body(ports):
@@ -91,35 +82,16 @@ def _as_dict(ip):
 # -- Neutron through openstacksdk ----------------------------------------------
 
 
-class FloatingIPs:
+class FloatingIPs(SdkService):
     """Asynchronous access to the few Neutron calls floating IPs need."""
 
+    service = "neutron"
+
     def __init__(self, cloud, max_workers=4):
-        self.cloud = cloud  # keep the CloudSession referenced (cache key)
-        self.conn = sdk_connection.Connection(
-            session=cloud.session,
-            region_name=cloud.region_name,
-            interface=cloud.interface,
-        )
-        self._executor = ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="neutron-api"
-        )
+        super().__init__(cloud, max_workers)
         self._network_ids = {}
         #: releases that outlive a cancelled start (referenced until done)
         self._background = set()
-
-    def _submit(self, func, *args, **kwargs):
-        def run():
-            try:
-                return func(*args, **kwargs)
-            except (sdk_exc.SDKException, ks_exc.ClientException) as e:
-                raise sdk_error(e, "neutron") from None
-
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, run)
-
-    async def _call(self, func, *args, **kwargs):
-        return await self._submit(func, *args, **kwargs)
 
     @property
     def _net(self):
@@ -193,31 +165,20 @@ class FloatingIPs:
             await self._call(self._net.delete_ip, ident, ignore_missing=True)
         return [a for a in ids.values() if a]
 
-    def close(self):
-        self._executor.shutdown(wait=False)
 
 
-#: Neutron clients shared by every spawner of the hub, keyed by session.
-_clients = {}
-_clients_lock = threading.Lock()
+#: Neutron clients shared by every spawner of the hub, one per session.
+_clients = SharedClients(FloatingIPs)
 
 
 def neutron_for(cloud, max_workers=4):
     """The shared :class:`FloatingIPs` of a CloudSession (made on first use)."""
-    key = id(cloud.session)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None or client.cloud.session is not cloud.session:
-            client = _clients[key] = FloatingIPs(cloud, max_workers)
-        return client
+    return _clients.get(cloud, max_workers)
 
 
 def reset_clients():
     """Forget the shared Neutron clients (tests, reconfiguration)."""
-    with _clients_lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
+    _clients.reset()
 
 
 # -- the mixin ----------------------------------------------------------------

@@ -14,20 +14,16 @@ thread pool, so the hub's event loop never waits on Cinder.
 import asyncio
 import json
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from jupyterhub.spawner import SpawnException
-from keystoneauth1 import exceptions as ks_exc
-from openstack import connection as sdk_connection
-from openstack import exceptions as sdk_exc
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, validate
 from traitlets.config import Configurable
 
 from . import names, objects
 from . import progress as steps
-from .errors import CloudError, NotFound, sdk_error
+from .errors import CloudError, NotFound
+from .sdk import SdkService, SharedClients
 
 log = logging.getLogger(__name__)
 
@@ -156,43 +152,10 @@ def _as_dict(volume):
     }
 
 
-def _translate_sdk(error):
-    """An openstacksdk / keystoneauth exception as a magnum_spawner error."""
-    return sdk_error(error, "cinder")
-
-
-class CinderVolumes:
+class CinderVolumes(SdkService):
     """Asynchronous access to the few Cinder calls home volumes need."""
 
-    def __init__(self, cloud, max_workers=4):
-        # Keep the CloudSession referenced: the cache key is its session's id.
-        self.cloud = cloud
-        self.conn = sdk_connection.Connection(
-            session=cloud.session,
-            region_name=cloud.region_name,
-            interface=cloud.interface,
-        )
-        self._executor = ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="cinder-api"
-        )
-
-    async def _call(self, func, *args, **kwargs):
-        def run():
-            try:
-                try:
-                    return func(*args, **kwargs)
-                except sdk_exc.HttpException as e:
-                    if e.status_code != 401:
-                        raise
-                    # A token refused in a race with another thread's
-                    # re-authentication (see ZunClient): once more, new token.
-                    log.info("Cinder refused the token; retrying with a new one")
-                    return func(*args, **kwargs)
-            except (sdk_exc.SDKException, ks_exc.ClientException) as e:
-                raise _translate_sdk(e) from None
-
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, run)
+    service = "cinder"
 
     @property
     def _proxy(self):
@@ -248,27 +211,18 @@ class CinderVolumes:
         self._executor.shutdown(wait=False)
 
 
-#: Cinder clients shared by every spawner of the hub, keyed by session.
-_cinder_clients = {}
-_cinder_lock = threading.Lock()
+#: Cinder clients shared by every spawner of the hub, one per session.
+_cinder_clients = SharedClients(CinderVolumes)
 
 
 def cinder_for(cloud, max_workers=4):
     """The shared :class:`CinderVolumes` of a CloudSession (made on first use)."""
-    key = id(cloud.session)
-    with _cinder_lock:
-        client = _cinder_clients.get(key)
-        if client is None or client.cloud.session is not cloud.session:
-            client = _cinder_clients[key] = CinderVolumes(cloud, max_workers)
-        return client
+    return _cinder_clients.get(cloud, max_workers)
 
 
 def reset_clients():
     """Forget the shared Cinder clients (tests, reconfiguration)."""
-    with _cinder_lock:
-        for client in _cinder_clients.values():
-            client.close()
-        _cinder_clients.clear()
+    _cinder_clients.reset()
 
 
 class _Restart(Exception):
