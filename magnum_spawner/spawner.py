@@ -10,6 +10,7 @@ import contextlib
 import inspect
 
 from jupyterhub.spawner import Spawner, SpawnException
+from sqlalchemy import inspect as sa_inspect
 from traitlets import (
     Bool,
     Callable,
@@ -35,6 +36,7 @@ from .errors import (
     is_transient,
 )
 from .flavors import FlavorMixin
+from .orphans import OrphanReconciler, state_strings
 from .poller import GONE, LISTED, QUIET, HubPoller
 from .reachability import ReachabilityMixin
 from .volumes import HomeVolumeMixin
@@ -297,6 +299,30 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         containers that vanished (absent from two lists in a row = gone).  Each
         costs Zun about 1.15 ms per container; it grows by itself when one list
         takes more than a quarter of it.
+        """,
+    )
+
+    cleanup_orphans = Bool(
+        False,
+        config=True,
+        help="""
+        Delete containers that carry this hub's labels (``hub_id``) but belong to
+        no server in the hub's database, once they have been orphans for
+        :attr:`orphan_grace_period` seconds.  Checked after each full list of the
+        hub-wide poll loop (needs :attr:`use_hub_poller`).  Containers only: home
+        volumes are never deleted this way, and other hubs' containers (another
+        ``hub_id``) are never touched.  Off by default: turn it on once each hub
+        sharing the project has its own ``hub_id``.
+        """,
+    )
+
+    orphan_grace_period = Float(
+        600.0,
+        config=True,
+        help="""
+        Seconds a container must have been an orphan (in every full list) before
+        :attr:`cleanup_orphans` deletes it.  Leaves room for a start whose state
+        is not saved yet and for an administrator's own repairs.
         """,
     )
 
@@ -612,6 +638,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
 
     async def start(self):
         self._events = []
+        if self.use_hub_poller and self.cleanup_orphans:
+            self._hub_poller()
         loop = asyncio.get_running_loop()
         # Leave a little room so our message, not JupyterHub's cancellation, wins.
         deadline = loop.time() + max(self.start_timeout - 2, 1)
@@ -737,13 +765,37 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         finally:
             self._event_signal = None
 
+    def _hub_poller(self):
+        poller = HubPoller.for_hub(
+            self.zun, self.hub_id, self.hub_poll_interval,
+            full_interval=self.hub_full_poll_interval,
+        )
+        if self.cleanup_orphans:
+            # this server's containers are never orphans, saved state or not
+            OrphanReconciler.attach(poller, self.orphan_grace_period).spawners.add(self)
+        return poller
+
+    def hub_db_session(self):
+        """The hub's database session (the one this server's row lives in)."""
+        try:
+            return sa_inspect(self.orm_spawner).session if self.orm_spawner else None
+        except Exception:
+            return None
+
+    def owned_container_identifiers(self):
+        """Uuids and names of containers this server owns or may be making."""
+        owned = state_strings(self.get_state())
+        if self.pending or self._spawn_pending:
+            try:
+                owned.add(self.container_name)
+            except ValueError:
+                pass
+        return owned
+
     async def _current(self):
         """The container as Zun (or the hub-wide poller) sees it; None when gone."""
         if self.use_hub_poller:
-            poller = HubPoller.for_hub(
-                self.zun, self.hub_id, self.hub_poll_interval,
-                full_interval=self.hub_full_poll_interval,
-            )
+            poller = self._hub_poller()
             # A restarted hub reattaches every server from one list, not a GET each.
             await poller.wait_first_load()
             verdict, container = poller.lookup(self.container_id, self._created_at)
