@@ -142,10 +142,9 @@ async def one_round(n, use_poller, keystone):
 
 
 def measure(n, latency, use_poller):
-    from magnum_spawner import auth, spawner
+    from magnum_spawner.common import cloud as cloud_context
 
-    auth.reset_cache()
-    spawner._clients.clear()
+    cloud_context.reset()
     cloud = FakeCloud(n, latency)
     try:
         elapsed = asyncio.run(one_round(n, use_poller, cloud.base))

@@ -5,21 +5,7 @@ No I/O here: tests assert on these bodies directly.
 
 import base64
 import fnmatch
-import math
 import re
-
-MIB = 1024 * 1024
-#: Zun's default accepted ranges (``memory`` schema 4-8192 MiB; ``cpu`` 0.1-16
-#: vCPUs unless the operator changed ``[DEFAULT] maximum_cpus``).
-ZUN_MEMORY_RANGE_MIB = (4, 8192)
-ZUN_CPU_RANGE = (0.1, 16.0)
-
-LABEL_PREFIX = "hub.jupyter.org/"
-LABEL_HUB = LABEL_PREFIX + "hub"
-LABEL_USER = LABEL_PREFIX + "user"
-LABEL_SERVER = LABEL_PREFIX + "server"
-LABEL_MANAGED_BY = LABEL_PREFIX + "managed-by"
-MANAGED_BY = "magnum-spawner"
 
 #: Environment variables whose values are secrets, whatever set them: JupyterHub's
 #: API token (``JUPYTERHUB_API_TOKEN``, ``JPY_API_TOKEN``) and anything named alike.
@@ -40,28 +26,6 @@ STOPPED_STATES = frozenset({"Stopped", "Error", "Dead", "Deleted"})
 _EXITED_RE = re.compile(r"Exited\((-?\d+)\)")
 
 
-def memory_mib(mem_bytes):
-    """JupyterHub's ``mem_limit`` (bytes) as Zun's whole MiB, rounded up."""
-    if mem_bytes is None:
-        return None
-    return max(math.ceil(int(mem_bytes) / MIB), 1)
-
-
-def check_memory_mib(mib, what="mem_limit"):
-    """Raise ValueError when ``mib`` is outside Zun's accepted range."""
-    low, high = ZUN_MEMORY_RANGE_MIB
-    if mib is not None and not low <= mib <= high:
-        raise ValueError(
-            f"{what} is {mib} MiB; Zun accepts {low}-{high} MiB per container"
-        )
-
-
-def check_cpu(cpu, what="cpu_limit"):
-    low, high = ZUN_CPU_RANGE
-    if cpu is not None and not low <= float(cpu) <= high:
-        raise ValueError(f"{what} is {cpu} vCPUs; Zun accepts {low}-{high:g} vCPUs")
-
-
 def restart_policy(text):
     """``"on-failure:3"`` -> ``{"Name": "on-failure", "MaximumRetryCount": "3"}``."""
     name, _, count = (text or "no").partition(":")
@@ -75,16 +39,6 @@ def restart_policy(text):
             raise ValueError(f"restart_policy {text!r}: only on-failure takes a count")
         policy["MaximumRetryCount"] = count
     return policy
-
-
-def hub_labels(hub_id, username, servername=""):
-    """The labels by which a hub recognises its own containers."""
-    return {
-        LABEL_HUB: hub_id,
-        LABEL_USER: username,
-        LABEL_SERVER: servername or "",
-        LABEL_MANAGED_BY: MANAGED_BY,
-    }
 
 
 def is_ours(container, labels):

@@ -21,11 +21,11 @@ import asyncio
 import logging
 
 from traitlets import Integer, List, TraitError, Unicode, Union, validate
-from traitlets.config import Configurable
 
 from . import objects
-from .errors import CloudError, NotFound
-from .sdk import SdkService, SharedClients
+from .common.errors import CloudError, NotFound, spawn_error
+from .common.host import Host
+from .sdk import SdkService
 
 log = logging.getLogger(__name__)
 
@@ -167,24 +167,10 @@ class FloatingIPs(SdkService):
 
 
 
-#: Neutron clients shared by every spawner of the hub, one per session.
-_clients = SharedClients(FloatingIPs)
-
-
-def neutron_for(cloud, max_workers=4):
-    """The shared :class:`FloatingIPs` of a CloudSession (made on first use)."""
-    return _clients.get(cloud, max_workers)
-
-
-def reset_clients():
-    """Forget the shared Neutron clients (tests, reconfiguration)."""
-    _clients.reset()
-
-
 # -- the mixin ----------------------------------------------------------------
 
 
-class ReachabilityMixin(Configurable):
+class ReachabilityMixin(Host):
     """Traits and steps for how the hub reaches the server.
 
     ZunSpawner sends :meth:`exposed_ports_for_body` in the create body, calls
@@ -267,7 +253,7 @@ class ReachabilityMixin(Configurable):
 
     @property
     def neutron(self):
-        return neutron_for(self.cloud_session(), self.api_workers)
+        return FloatingIPs.shared(self.cloud_context(), self.api_workers)
 
     @property
     def floating_ip_description(self):
@@ -277,7 +263,7 @@ class ReachabilityMixin(Configurable):
         """``exposed_ports`` for the create body (None when none are set)."""
         if self.exposed_ports and self.security_groups:
             # Zun's schema refuses the pair with a 400 naming neither trait
-            raise self._spawn_error(
+            raise spawn_error(
                 "The hub is misconfigured (exposed_ports and security_groups); "
                 "tell your administrator.",
                 reason="config",

@@ -3,19 +3,17 @@
 Each client holds an openstacksdk Connection on the hub's shared keystoneauth
 session.  openstacksdk is synchronous: every call runs on a bounded thread pool,
 so the hub's event loop never waits on the cloud.  Clients are shared by every
-spawner of the hub, one per session.
+spawner of the hub: one per cloud context (``CloudContext.shared``).
 """
 
 import asyncio
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from keystoneauth1 import exceptions as ks_exc
-from openstack import connection as sdk_connection
 from openstack import exceptions as sdk_exc
 
-from .errors import sdk_error
+from .common.errors import from_openstacksdk
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +25,7 @@ class SdkService:
     service = None
 
     def __init__(self, cloud, max_workers=4):
-        # Keep the CloudSession referenced: the shared clients' key is its session.
-        self.cloud = cloud
-        self.conn = sdk_connection.Connection(
-            session=cloud.session,
-            region_name=cloud.region_name,
-            interface=cloud.interface,
-        )
+        self.conn = cloud.connection()
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix=f"{self.service}-api"
         )
@@ -50,7 +42,7 @@ class SdkService:
                 log.info("%s refused the token; retrying with a new one", self.service)
                 return func(*args, **kwargs)
         except (sdk_exc.SDKException, ks_exc.ClientException) as e:
-            raise sdk_error(e, self.service) from None
+            raise from_openstacksdk(e, self.service) from None
 
     def _submit(self, func, *args, **kwargs):
         """Start a call; the future completes even if its awaiter is cancelled."""
@@ -63,26 +55,7 @@ class SdkService:
     def close(self):
         self._executor.shutdown(wait=False)
 
-
-class SharedClients:
-    """One client of ``cls`` per keystoneauth session, made on first use."""
-
-    def __init__(self, cls):
-        self.cls = cls
-        self._clients = {}
-        self._lock = threading.Lock()
-
-    def get(self, cloud, max_workers=4):
-        key = id(cloud.session)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None or client.cloud.session is not cloud.session:
-                client = self._clients[key] = self.cls(cloud, max_workers)
-            return client
-
-    def reset(self):
-        """Forget the clients (tests, reconfiguration)."""
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+    @classmethod
+    def shared(cls, cloud, max_workers=4):
+        """The hub's one client of this class for a cloud context (made on first use)."""
+        return cloud.shared((cls, max_workers), lambda: cls(cloud, max_workers))

@@ -7,7 +7,6 @@ This module is orchestration only: names live in ``names``, request bodies in
 
 import asyncio
 import contextlib
-import inspect
 
 from jupyterhub.spawner import Spawner, SpawnException
 from sqlalchemy import inspect as sa_inspect
@@ -25,33 +24,17 @@ from traitlets import (
     validate,
 )
 
-from . import auth, names, objects
+from . import objects
 from . import progress as steps
-from .errors import (
-    AuthenticationFailed,
-    CloudConfigError,
-    CloudError,
-    NotFound,
-    OverQuota,
-    is_transient,
-)
-from .flavors import FlavorMixin
+from .common import cloud, names
+from .common.catalog import check_cpu, check_memory_mib, memory_mib
+from .common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
+from .common.flavors import FlavorMixin
 from .orphans import OrphanReconciler, state_strings
 from .poller import GONE, LISTED, QUIET, HubPoller
 from .reachability import ReachabilityMixin
 from .volumes import HomeVolumeMixin
 from .zun import DEFAULT_API_VERSION, ZunClient
-
-#: Clients shared by every spawner of the hub, keyed by their settings.
-_clients = {}
-
-
-def _quota_message(service):
-    return (
-        f"The {service} quota of this hub's cloud project is full; "
-        "tell your administrator."
-    )
-
 
 class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
     """Spawn single-user servers as OpenStack Zun containers."""
@@ -345,7 +328,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
     def _validate_mem_limit(self, proposal):
         value = proposal["value"]
         try:
-            objects.check_memory_mib(objects.memory_mib(value))
+            check_memory_mib(memory_mib(value))
         except ValueError as e:
             raise TraitError(f"ZunSpawner: {e}") from None
         return value
@@ -354,7 +337,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
     def _validate_cpu_limit(self, proposal):
         value = proposal["value"]
         try:
-            objects.check_cpu(value)
+            check_cpu(value)
         except ValueError as e:
             raise TraitError(f"ZunSpawner: {e}") from None
         return value
@@ -378,14 +361,6 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
 
     # -- helpers --------------------------------------------------------------
 
-    async def resolve(self, value):
-        """A per-user setting's value: callables get the spawner, may be async."""
-        if callable(value):
-            value = value(self)
-            if inspect.isawaitable(value):
-                value = await value
-        return value
-
     @property
     def container_name(self):
         return names.container_name(
@@ -397,10 +372,10 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
 
     @property
     def own_labels(self):
-        return objects.hub_labels(self.hub_id, self.user.name, self.name or "")
+        return names.hub_labels(self.hub_id, self.user.name, self.name or "")
 
-    def cloud_session(self):
-        return auth.get_cloud(
+    def cloud_context(self):
+        return cloud.get_cloud(
             cloud=self.cloud,
             auth=self.auth or None,
             region_name=self.region_name,
@@ -421,20 +396,18 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         return self._zun
 
     def _shared_zun_client(self):
-        cloud = self.cloud_session()
-        key = (id(cloud), self.zun_api_version, self.api_workers)
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = ZunClient(
-                cloud.session,
-                region_name=cloud.region_name,
-                interface=cloud.interface,
+        context = self.cloud_context()
+        return context.shared(
+            ("zun", self.zun_api_version, self.api_workers),
+            lambda: ZunClient(
+                context.session,
                 api_version=self.zun_api_version,
                 max_workers=self.api_workers,
-            )
-        return client
+                **context.endpoint_args(),
+            ),
+        )
 
-    def _emit(self, progress, message):
+    def emit(self, progress, message):
         """One event for the spawn page; its percent never goes back."""
         last = self._events[-1] if self._events else {"progress": 0, "message": None}
         if message == last["message"]:
@@ -444,33 +417,6 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         self.log.info("%s: %s", self._log_name, message)
         if self._event_signal is not None:
             self._event_signal.set()
-
-    def _spawn_error(self, message, *, reason, status_code=500, log_message=""):
-        return SpawnException(
-            message, reason=reason, status_code=status_code, log_message=log_message
-        )
-
-    def _translate(self, error, action):
-        """A CloudError as a SpawnException with a plain sentence for the user."""
-        if isinstance(error, (CloudConfigError, AuthenticationFailed)):
-            return self._spawn_error(
-                "The hub cannot log in to its cloud; tell your administrator.",
-                reason="cloud-config",
-                log_message=f"{action}: {error}",
-            )
-        if isinstance(error, OverQuota):
-            service = "storage" if error.service == "cinder" else "container"
-            return self._spawn_error(
-                _quota_message(service),
-                reason="quota",
-                status_code=403,
-                log_message=f"{action}: {error}",
-            )
-        return self._spawn_error(
-            f"Could not {action}: {error.detail}",
-            reason="cloud",
-            log_message=f"{action}: {error}",
-        )
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -505,7 +451,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
                         found["uuid"], name,
                     )
                     continue
-                raise self._spawn_error(
+                raise spawn_error(
                     f"A container named {name} that this hub did not make already "
                     "exists; tell your administrator.",
                     reason="name-conflict",
@@ -515,15 +461,15 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
                         "name_template"
                     ),
                 )
-            self._emit(steps.REMOVING_OLD, "Removing your previous server")
+            self.emit(steps.REMOVING_OLD, "Removing your previous server")
             self.log.info("%s: deleting old container %s", self._log_name, found["uuid"])
             await self.zun.delete_and_wait(found["uuid"], timeout=self.delete_timeout)
 
-    async def build_body(self, name, mounts):
-        image = await self.resolve(self.image)
+    async def build_body(self, name, choice, mounts):
+        """The create body for container ``name`` running the user's ``choice``."""
         labels = dict(await self.resolve(self.labels) or {})
         labels.update(self.own_labels)
-        labels.update(self.extra_labels())
+        labels.update(choice.labels)
         # Secrets go in as files: Zun shows a container's environment to every
         # member of the project.
         environment, secrets = objects.split_secrets(
@@ -534,20 +480,20 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
                 list(self.cmd) + list(self.get_args()), secrets, self.secrets_dir
             )
         except ValueError as e:
-            raise self._spawn_error(
+            raise spawn_error(
                 "The server's environment cannot be passed safely; tell your "
                 "administrator.", reason="config", log_message=str(e),
             ) from None
         return objects.build_container(
             name=name,
-            image=image,
+            image=choice.image,
             command=command,
             environment=environment,
             labels=labels,
-            memory_mib=objects.memory_mib(self.mem_limit),
-            cpu=self.cpu_limit,
-            cpu_policy=self.flavor_cpu_policy(),
-            disk_gib=self.flavor_disk(),
+            memory_mib=memory_mib(choice.mem_limit),
+            cpu=choice.cpu_limit,
+            cpu_policy=choice.cpu_policy,
+            disk_gib=choice.disk,
             network=self.network,
             security_groups=self.security_groups,
             exposed_ports=self.exposed_ports_for_body(),
@@ -625,7 +571,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
             last = status
             step = steps.container_step(container, getattr(self, "_home_volume_mounted", False))
             if step is not None and step != shown:
-                self._emit(*step)
+                self.emit(*step)
                 shown = step
             if status == "Running" and objects.container_address(container, self.network):
                 return container
@@ -646,9 +592,9 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
         try:
             name = self.container_name
         except ValueError as e:
-            raise self._spawn_error(str(e), reason="name", status_code=500) from None
+            raise spawn_error(str(e), reason="name", status_code=500) from None
         try:
-            await self.apply_flavor()
+            choice = await self.apply_flavor()
             await self.zun.ensure_version()
             # an earlier spawn's floating IP (a crash before its stop), found by
             # its description even when the state lost it
@@ -659,14 +605,14 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
             await self._remove_leftovers(name)
             self.container_id = None
             mounts = await self.prepare_home_volume()
-            body = await self.build_body(name, mounts)
-            self._emit(*steps.asking())
+            body = await self.build_body(name, choice, mounts)
+            self.emit(*steps.asking())
             self.log.info("%s: creating container %s", self._log_name, name)
             created = await self._create(body, deadline)
         except SpawnException:
             raise
         except CloudError as e:
-            raise self._translate(e, "create the server's container") from None
+            raise for_user(e, "create the server's container") from None
         self.container_id = created["uuid"]
         self.container_name_in_state = name
         self._created_at = loop.time()
@@ -674,20 +620,20 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
             container = await self._wait_running(self.container_id, deadline)
         except TimeoutError as e:
             await self._cleanup_failed()
-            raise self._spawn_error(
+            raise spawn_error(
                 f"The container did not reach Running within {self.start_timeout} s "
                 f"(last status: {e}).",
                 reason="timeout",
             ) from None
         except CloudError as e:
             await self._cleanup_failed()
-            raise self._translate(e, "start the server's container") from None
+            raise for_user(e, "start the server's container") from None
         if container.get("status") != "Running":
-            self._emit(None, steps.failure(container))
+            self.emit(None, steps.failure(container))
             failure = objects.describe_failure(container)
             logs = await self._logs_tail()
             await self._cleanup_failed()
-            raise self._spawn_error(
+            raise spawn_error(
                 f"The server's {failure}",
                 reason="container-error",
                 log_message=f"{failure}; last log lines:\n{logs}",
@@ -697,8 +643,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
             address = await self.reachable_address(container, address)
         except CloudError as e:
             await self._cleanup_failed()
-            raise self._translate(e, "give the server a floating IP") from None
-        self._emit(*steps.reachable(address))
+            raise for_user(e, "give the server a floating IP") from None
+        self.emit(*steps.reachable(address))
         self._watch_answer(address)
         return f"http://{address}:{self.port}"
 
@@ -719,7 +665,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
-                self._emit(*steps.answering())
+                self.emit(*steps.answering())
                 return
 
         if self._spawn_pending:

@@ -18,26 +18,22 @@ import time
 
 from jupyterhub.spawner import SpawnException
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, validate
-from traitlets.config import Configurable
 
-from . import names, objects
 from . import progress as steps
-from .errors import CloudError, NotFound
-from .sdk import SdkService, SharedClients
+from .common.errors import CloudError, NotFound, for_user, spawn_error
+from .common.host import Host
+from .common.names import (
+    LABEL_HUB,
+    LABEL_MANAGED_BY,
+    LABEL_SERVER,
+    LABEL_USER,
+    MANAGED_BY,
+    per_server,
+    volume_name,
+)
+from .sdk import SdkService
 
 log = logging.getLogger(__name__)
-
-#: Metadata keys that identify a home volume: the same keys as the containers'
-#: labels.  Only ``managed-by`` says that this software made the volume.
-META_PREFIX = objects.LABEL_PREFIX
-META_HUB = objects.LABEL_HUB
-META_USER = objects.LABEL_USER
-META_SERVER = objects.LABEL_SERVER
-META_MANAGED_BY = objects.LABEL_MANAGED_BY
-MANAGED_BY = objects.MANAGED_BY
-
-#: Cinder's volume name limit.
-MAX_VOLUME_NAME_LENGTH = 255
 
 #: Statuses a volume passes through on its own: wait for them to end.
 #: (``in-use`` too unless the volume is multiattach: the previous container may
@@ -53,32 +49,15 @@ ATTACHED_STATES = frozenset({"reserved", "attaching", "in-use", "detaching"})
 # -- pure helpers -------------------------------------------------------------
 
 
-def volume_name(template, username, servername="", hub_id=""):
-    """Expand the volume name template with collision-free slugs."""
-    fields = dict(
-        username=names.slug(username, 30),
-        servername=names.slug(servername, 20) if servername else "",
-        user_server=names.user_server_slug(username, servername),
-        hub_id=hub_id,
-    )
-    name = template.format(**fields)
-    if not name or len(name) > MAX_VOLUME_NAME_LENGTH:
-        raise ValueError(
-            f"home volume name {name!r} must be 1-{MAX_VOLUME_NAME_LENGTH} characters"
-        )
-    return name
-
-
-def per_server(template):
-    """Whether the template gives each named server a volume of its own."""
-    return "{servername}" in template or "{user_server}" in template
-
-
 def identity_metadata(hub_id, username, servername, per_server_volume):
-    """The metadata that identifies a home volume made by this hub."""
-    meta = {META_HUB: hub_id, META_USER: username, META_MANAGED_BY: MANAGED_BY}
+    """The metadata that identifies a home volume made by this hub.
+
+    The same keys as the containers' labels; only ``managed-by`` says that this
+    software made the volume.
+    """
+    meta = {LABEL_HUB: hub_id, LABEL_USER: username, LABEL_MANAGED_BY: MANAGED_BY}
     if per_server_volume:
-        meta[META_SERVER] = servername or ""
+        meta[LABEL_SERVER] = servername or ""
     return meta
 
 
@@ -115,16 +94,16 @@ def matches_server(volume, servername, per_server_volume):
     """
     meta = volume.get("metadata") or {}
     if not per_server_volume:
-        return META_SERVER not in meta
-    if META_SERVER in meta:
-        return meta[META_SERVER] == (servername or "")
+        return LABEL_SERVER not in meta
+    if LABEL_SERVER in meta:
+        return meta[LABEL_SERVER] == (servername or "")
     return not servername
 
 
 def is_ours(volume, hub_id):
     """Whether this hub made the volume (only those may ever be deleted)."""
     meta = volume.get("metadata") or {}
-    return meta.get(META_MANAGED_BY) == MANAGED_BY and meta.get(META_HUB) == hub_id
+    return meta.get(LABEL_MANAGED_BY) == MANAGED_BY and meta.get(LABEL_HUB) == hub_id
 
 
 def attached_to(volume):
@@ -207,23 +186,6 @@ class CinderVolumes(SdkService):
             return False
         return True
 
-    def close(self):
-        self._executor.shutdown(wait=False)
-
-
-#: Cinder clients shared by every spawner of the hub, one per session.
-_cinder_clients = SharedClients(CinderVolumes)
-
-
-def cinder_for(cloud, max_workers=4):
-    """The shared :class:`CinderVolumes` of a CloudSession (made on first use)."""
-    return _cinder_clients.get(cloud, max_workers)
-
-
-def reset_clients():
-    """Forget the shared Cinder clients (tests, reconfiguration)."""
-    _cinder_clients.reset()
-
 
 class _Restart(Exception):
     """The volume went away while we waited: look (or create) again."""
@@ -232,7 +194,7 @@ class _Restart(Exception):
 # -- the mixin ----------------------------------------------------------------
 
 
-class HomeVolumeMixin(Configurable):
+class HomeVolumeMixin(Host):
     """Traits and steps for per-user home volumes.
 
     ZunSpawner calls ``await self.prepare_home_volume()`` in start(), after old
@@ -411,7 +373,7 @@ class HomeVolumeMixin(Configurable):
     @property
     def cinder(self):
         """The hub's shared Cinder client for this spawner's cloud settings."""
-        return cinder_for(self.cloud_session(), getattr(self, "api_workers", 4))
+        return CinderVolumes.shared(self.cloud_context(), getattr(self, "api_workers", 4))
 
     @property
     def home_volume_name(self):
@@ -431,18 +393,8 @@ class HomeVolumeMixin(Configurable):
             per_server(self.home_volume_name_template),
         )
 
-    def _volume_event(self, progress, message):
-        emit = getattr(self, "_emit", None)
-        if emit is not None:
-            emit(progress, message)
-        else:
-            self.log.info(message)
-
-    def _volume_error(self, message, reason, log_message=""):
-        return SpawnException(
-            message, reason=f"home-volume-{reason}", status_code=500,
-            log_message=log_message or message,
-        )
+    def _volume_error(self, message, reason):
+        return spawn_error(message, reason=f"home-volume-{reason}")
 
     # -- state ------------------------------------------------------------------
 
@@ -498,7 +450,7 @@ class HomeVolumeMixin(Configurable):
                 found[volume["id"]] = volume
         identity = self.home_volume_identity
         per_server_volume = per_server(self.home_volume_name_template)
-        search = {k: identity[k] for k in (META_HUB, META_USER, META_MANAGED_BY)}
+        search = {k: identity[k] for k in (LABEL_HUB, LABEL_USER, LABEL_MANAGED_BY)}
         for volume in await cinder.find(metadata=search):
             if matches_server(volume, self.name, per_server_volume):
                 found.setdefault(volume["id"], volume)
@@ -547,7 +499,7 @@ class HomeVolumeMixin(Configurable):
         while True:
             status = volume["status"]
             if status != last and last is not None:
-                self._volume_event(*steps.volume_status(status))
+                self.emit(*steps.volume_status(status))
             last = status
             big_enough = want_size is None or (volume["size"] or 0) >= want_size
             if status == "available" and big_enough:
@@ -592,7 +544,7 @@ class HomeVolumeMixin(Configurable):
             volume_type=await self.resolve(self.home_volume_type),
             availability_zone=await self.resolve(self.home_volume_availability_zone),
         )
-        self._volume_event(*steps.volume_creating(size))
+        self.emit(*steps.volume_creating(size))
         try:
             volume = await cinder.create(attrs)
         except CloudError as e:
@@ -644,7 +596,7 @@ class HomeVolumeMixin(Configurable):
             return volume
         if have == size:
             return volume
-        self._volume_event(*steps.volume_growing(have, size))
+        self.emit(*steps.volume_growing(have, size))
         await cinder.extend(volume["id"], size)
         current = await cinder.get(volume["id"]) or volume
         return await self._wait_usable(cinder, current, deadline, want_size=size)
@@ -664,10 +616,10 @@ class HomeVolumeMixin(Configurable):
             try:
                 if live:
                     volume = live[0]
-                    self._volume_event(10, "Found your home folder")
+                    self.emit(10, "Found your home folder")
                 else:
                     for old in candidates:
-                        self._volume_event(
+                        self.emit(
                             10, "Waiting for your previous home folder to be deleted"
                         )
                         await self._wait_gone(cinder, old, deadline)
@@ -699,10 +651,10 @@ class HomeVolumeMixin(Configurable):
         try:
             volume = await self._home_volume(self.cinder, int(size))
         except CloudError as e:
-            raise self._translate(e, "prepare the home volume") from None
+            raise for_user(e, "prepare the home volume") from None
         self.home_volume_id = volume["id"]
         self._home_volume_mounted = True
-        self._volume_event(*steps.volume_ready())
+        self.emit(*steps.volume_ready())
         return mounts_for(volume["id"], mount_path)
 
     # -- deleting ---------------------------------------------------------------

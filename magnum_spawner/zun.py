@@ -22,13 +22,13 @@ from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import exceptions as ks_exc
 
 from . import objects
-from .errors import (
-    AuthenticationFailed,
+from .common.errors import (
     CloudError,
     NotFound,
     Unreachable,
     VersionError,
     error_for_status,
+    from_keystoneauth,
 )
 
 log = logging.getLogger(__name__)
@@ -232,20 +232,8 @@ class ZunClient:
         started = time.monotonic()
         try:
             resp = self.adapter.request(url, method, **kwargs)
-        except ks_exc.Unauthorized as e:
-            raise AuthenticationFailed(
-                f"Keystone refused the credentials ({e.message or e})", status=401,
-                service="keystone",
-            ) from None
-        except ks_exc.EndpointNotFound:
-            raise Unreachable(
-                "no 'container' endpoint in the Keystone catalog for this region and "
-                "interface (is Zun installed on this cloud?)"
-            ) from None
-        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError) as e:
-            raise Unreachable(f"cannot reach the Zun API: {e}") from None
         except ks_exc.ClientException as e:
-            raise CloudError(f"request failed: {e}") from None
+            raise from_keystoneauth(e, "zun") from None
         log.debug(
             "%s %s: %s in %.2f s (request %s)", method, resp.url, resp.status_code,
             time.monotonic() - started, resp.headers.get("X-Openstack-Request-Id", "-"),
@@ -268,24 +256,18 @@ class ZunClient:
     def _read_versions_sync(self):
         try:
             root = self._root_url()
-        except ks_exc.EndpointNotFound:
-            raise Unreachable(
-                "no 'container' endpoint in the Keystone catalog (is Zun installed?)"
-            ) from None
-        except ks_exc.Unauthorized as e:
-            raise AuthenticationFailed(
-                f"Keystone refused the credentials ({e.message or e})", status=401,
-                service="keystone",
-            ) from None
-        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout) as e:
-            raise Unreachable(f"cannot reach Keystone: {e}", service="keystone") from None
+        except ks_exc.EndpointNotFound as e:
+            raise from_keystoneauth(e, "zun") from None
+        except ks_exc.ClientException as e:
+            # finding the endpoint may mean logging in first
+            raise from_keystoneauth(e, "keystone") from None
         try:
             resp = self.session.get(
                 root, authenticated=False, raise_exc=False, timeout=self.timeout,
                 connect_retries=self._adapter_args["connect_retries"],
             )
-        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError) as e:
-            raise Unreachable(f"cannot reach the Zun API at {root}: {e}") from None
+        except ks_exc.ClientException as e:
+            raise from_keystoneauth(e, "zun", where=f"the Zun API at {root}") from None
         if resp.status_code >= 400:
             detail, request_id = _error_detail(resp)
             raise error_for_status(resp.status_code, detail, request_id=request_id)

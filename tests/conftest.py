@@ -1,7 +1,7 @@
 import pytest
 import requests_mock
 
-from magnum_spawner import auth, reachability, spawner, volumes
+from magnum_spawner.common import cloud as cloud_context
 from magnum_spawner.poller import HubPoller
 
 from .recorded import KEYSTONE, RecordedCloud
@@ -29,16 +29,10 @@ def clean_environment(monkeypatch, tmp_path):
     empty.write_text("clouds: {}\n")
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(empty))
     monkeypatch.setenv("HOME", str(tmp_path))
-    auth.reset_cache()
-    spawner._clients.clear()
+    cloud_context.reset()
     yield
     HubPoller.stop_all()
-    for client in spawner._clients.values():
-        client.close()
-    spawner._clients.clear()
-    volumes.reset_clients()
-    reachability.reset_clients()
-    auth.reset_cache()
+    cloud_context.reset()
 
 
 @pytest.fixture

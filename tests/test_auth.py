@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from magnum_spawner import auth, errors
+from magnum_spawner.common import cloud as cloud_context, errors
 
 from .conftest import PASSWORD_AUTH
 from .helpers import make_spawner
@@ -69,11 +69,11 @@ async def test_os_environment_variables(cloud, monkeypatch):
 
 
 def test_clouds_yaml_wins_over_environment_which_wins_over_auth(monkeypatch):
-    assert auth.choose_source("c", {"x": 1}, {"OS_AUTH_URL": "u"}) == "cloud"
-    assert auth.choose_source(None, {"x": 1}, {"OS_AUTH_URL": "u"}) == "environment"
-    assert auth.choose_source(None, {"x": 1}, {"OS_CLOUD": "c"}) == "environment"
-    assert auth.choose_source(None, {"x": 1}, {}) == "auth"
-    assert auth.choose_source(None, None, {}) is None
+    assert cloud_context.choose_source("c", {"x": 1}, {"OS_AUTH_URL": "u"}) == "cloud"
+    assert cloud_context.choose_source(None, {"x": 1}, {"OS_AUTH_URL": "u"}) == "environment"
+    assert cloud_context.choose_source(None, {"x": 1}, {"OS_CLOUD": "c"}) == "environment"
+    assert cloud_context.choose_source(None, {"x": 1}, {}) == "auth"
+    assert cloud_context.choose_source(None, None, {}) is None
 
 
 async def test_explicit_application_credential_auth_dict(cloud):
@@ -90,19 +90,19 @@ async def test_explicit_application_credential_auth_dict(cloud):
 def test_missing_cloud_is_one_clear_sentence(tmp_path, monkeypatch):
     write_clouds(tmp_path, monkeypatch, {"other": {"auth": PASSWORD_AUTH}})
     with pytest.raises(errors.CloudConfigError) as info:
-        auth.load_cloud(cloud="nosuchcloud")
+        cloud_context.load_cloud(cloud="nosuchcloud")
     assert str(info.value) == "cloud config: cloud 'nosuchcloud': Cloud nosuchcloud was not found."
     assert info.value.__cause__ is None
 
 
 def test_incomplete_auth_names_what_is_missing():
     with pytest.raises(errors.CloudConfigError, match="ZunSpawner.auth: .*auth_url"):
-        auth.load_cloud(auth={"username": "u", "password": "hunter2"})
+        cloud_context.load_cloud(auth={"username": "u", "password": "hunter2"})
 
 
 def test_no_credentials_at_all():
     with pytest.raises(errors.CloudConfigError, match="no OpenStack credentials"):
-        auth.load_cloud()
+        cloud_context.load_cloud()
 
 
 async def test_wrong_password_is_a_clear_error_without_the_secret(cloud, caplog):

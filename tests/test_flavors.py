@@ -13,8 +13,8 @@ import requests
 from jupyterhub.spawner import SpawnException
 from traitlets import TraitError
 
-from magnum_spawner import flavors as flavors_module
-from magnum_spawner.flavors import DEFAULT_FLAVORS, options_from_form, render_options_form
+from magnum_spawner.common.catalog import DEFAULT_FLAVORS
+from magnum_spawner.common.options_form import options_from_form, render_options_form
 
 from .helpers import make_spawner, without_injected_files
 from .recorded import CONTAINER_UUID, KEYSTONE, ZUN, status
@@ -34,13 +34,6 @@ HUB_LABELS = {
     "hub.jupyter.org/server": "",
     "hub.jupyter.org/managed-by": "magnum-spawner",
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_nova_cache():
-    flavors_module.reset_nova_cache()
-    yield
-    flavors_module.reset_nova_cache()
 
 
 def creates(cloud, name="jupyter-alice"):
@@ -165,12 +158,10 @@ async def test_default_image_is_used_when_none_is_chosen(cloud):
 async def test_a_later_start_without_a_choice_gets_the_default_image_again():
     spawner = make_spawner(config={"images": [BASE, SCIPY], "image": BASE})
     spawner.user_options = {"image": SCIPY}
-    await spawner.apply_flavor()
-    assert spawner.image == SCIPY
+    assert (await spawner.apply_flavor()).image == SCIPY
     spawner.clear_state()
     spawner.user_options = {}
-    await spawner.apply_flavor()
-    assert spawner.image == BASE
+    assert (await spawner.apply_flavor()).image == BASE
     assert parse(await spawner.get_options_form()).checked("image") == [BASE]
 
 
@@ -586,9 +577,7 @@ async def test_state_round_trip_keeps_flavor_and_image():
     restored = make_spawner()
     restored.load_state(state)
     assert restored.get_state()["flavor"] == "large"
-    assert restored.extra_labels() == {
-        "hub.jupyter.org/flavor": "large", "hub.jupyter.org/image": SCIPY,
-    }
+    assert (restored.flavor_name, restored.image_name) == ("large", SCIPY)
     restored.clear_state()
     assert "flavor" not in restored.get_state() and "image" not in restored.get_state()
 
@@ -698,11 +687,10 @@ async def test_nova_flavor_sizes_are_read_and_sent_to_zun(cloud):
     asked = listing.call_count
     other = make_spawner("bob", config=config)
     other.user_options = {"flavor": "m1.tiny.specs"}
-    await other.apply_flavor()
+    choice = await other.apply_flavor()
     assert listing.call_count == asked
     assert (other.mem_limit, other.cpu_limit) == (512 * 1024 * 1024, 1.0)
-    assert other.flavor_cpu_policy() == "dedicated"
-    assert other.flavor_disk() == 1
+    assert (choice.cpu_policy, choice.disk) == ("dedicated", 1)
 
 
 @pytest.mark.parametrize("name, message", [

@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from magnum_spawner import names
+from magnum_spawner.common import names
 
 
 def test_plain_names_stay_readable():

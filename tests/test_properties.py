@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jupyterhub.spawner import SpawnException
 
-from magnum_spawner import flavors, names, volumes
+from magnum_spawner.common import catalog, names, options_form
 
 from .helpers import make_spawner
 
@@ -72,7 +72,7 @@ def test_home_volume_names_are_valid_and_unique_per_owner(pairs):
             ("home-{username}", shared, user),
             ("home-{user_server}", per_server, (user, server)),
         ):
-            name = volumes.volume_name(template, user, server, hub_id="hub")
+            name = names.volume_name(template, user, server, hub_id="hub")
             assert 0 < len(name) <= CINDER_MAX
             # one name per owner: the user (shared home) or the user's server
             assert seen.setdefault(name, owner) == owner, (name, owner, seen[name])
@@ -80,7 +80,7 @@ def test_home_volume_names_are_valid_and_unique_per_owner(pairs):
 
 # -- user_options -------------------------------------------------------------------
 
-OFFERED = {"flavor": sorted(flavors.DEFAULT_FLAVORS), "image": ["base", "scipy"]}
+OFFERED = {"flavor": sorted(catalog.DEFAULT_FLAVORS), "image": ["base", "scipy"]}
 IMAGES = {
     "base": {"display_name": "Base"},
     "scipy": {"display_name": "SciPy"},
@@ -143,7 +143,7 @@ def test_any_user_options_are_accepted_or_a_400_never_a_500(options):
                             max_size=4))
 def test_any_options_form_post_is_accepted_or_a_400(form):
     try:
-        options = flavors.options_from_form(form)
+        options = options_form.options_from_form(form)
     except SpawnException as e:
         assert e.status_code == 400
         return

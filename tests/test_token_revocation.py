@@ -13,7 +13,8 @@ import json
 
 import pytest
 
-from magnum_spawner import auth, errors, volumes
+from magnum_spawner import volumes
+from magnum_spawner.common import cloud as cloud_context, errors
 from magnum_spawner.zun import ZunClient
 
 from .conftest import PASSWORD_AUTH
@@ -46,7 +47,7 @@ async def test_a_zun_request_refused_while_another_thread_re_logs_in_is_resent(c
     cloud.fresh_tokens = True
     cloud.m.get(f"{ZUN}/v1/containers/{CONTAINER_UUID}", json=cloud.unauthorized_if_revoked(
         recorded("zun-container-show-running")))
-    session = auth.get_cloud(auth=PASSWORD_AUTH).session
+    session = cloud_context.get_cloud(auth=PASSWORD_AUTH).session
     client = ZunClient(session, retry_delay=0.001)
     try:
         await client.get(CONTAINER_UUID)
@@ -68,7 +69,7 @@ async def test_a_cinder_request_refused_while_another_thread_re_logs_in_is_resen
     vid = response("cinder-volume-show-available")["body"]["volume"]["id"]
     cloud.m.get(f"{CINDER}/volumes/{vid}", json=cloud.unauthorized_if_revoked(
         recorded("cinder-volume-show-available")))
-    cloud_session = auth.get_cloud(auth=PASSWORD_AUTH)
+    cloud_session = cloud_context.get_cloud(auth=PASSWORD_AUTH)
     cinder = volumes.CinderVolumes(cloud_session)
     try:
         await cinder.get(vid)
@@ -87,7 +88,7 @@ async def test_credentials_refused_for_good_are_still_an_error(cloud):
     cloud.m.get(f"{ZUN}/v1/containers/{CONTAINER_UUID}", json=cloud.unauthorized_if_revoked(
         recorded("zun-container-show-running")))
     cloud.revoke_all = True
-    client = ZunClient(auth.get_cloud(auth=PASSWORD_AUTH).session, retry_delay=0.001)
+    client = ZunClient(cloud_context.get_cloud(auth=PASSWORD_AUTH).session, retry_delay=0.001)
     try:
         with pytest.raises(errors.AuthenticationFailed):
             await client.get(CONTAINER_UUID)

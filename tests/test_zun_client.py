@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from magnum_spawner import auth, errors
+from magnum_spawner.common import cloud as cloud_context, errors
 from magnum_spawner.zun import ZunClient, negotiate_version
 
 from .conftest import PASSWORD_AUTH
@@ -16,7 +16,7 @@ from .recorded import CONTAINER_UUID, ZUN, body
 
 @pytest.fixture
 def client(cloud):
-    session = auth.get_cloud(auth=PASSWORD_AUTH)
+    session = cloud_context.get_cloud(auth=PASSWORD_AUTH)
     c = ZunClient(
         session.session, region_name="RegionOne", interface="public", retry_delay=0.001
     )

@@ -1,4 +1,9 @@
-"""Keystone sessions: one per hub process, shared by every spawner.
+"""The cloud context: one per cloud settings, shared by every spawner of the hub.
+
+A :class:`CloudContext` holds the keystoneauth session, one openstacksdk
+``Connection`` on it (made on first use), and whatever belongs to that cloud and
+should be made once per hub: the service clients (Zun, Cinder), the Nova flavors
+read so far.  :func:`reset` forgets all of it (tests, reconfiguration).
 
 The configuration is read with openstacksdk's config loader so that clouds.yaml
 (``OS_CLIENT_CONFIG_FILE``, ``OS_CLOUD``, the standard search paths), ``OS_*``
@@ -12,9 +17,10 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keystoneauth1 import exceptions as ks_exc
+from openstack import connection as sdk_connection
 from openstack import exceptions as sdk_exc
 from openstack.config import loader
 
@@ -26,9 +32,9 @@ _lock = threading.Lock()
 _cache = {}
 
 
-@dataclass(frozen=True)
-class CloudSession:
-    """A keystoneauth session plus where to find services with it."""
+@dataclass(eq=False)
+class CloudContext:
+    """A keystoneauth session, where to find services with it, and what is shared."""
 
     session: object
     region_name: str | None
@@ -36,6 +42,47 @@ class CloudSession:
     #: a human-readable name for messages: the cloud's name or where auth came from
     source: str
     cloud_region: object = None
+    _shared: dict = field(default_factory=dict, repr=False)
+    # re-entrant: making a client may need the connection
+    _lock: object = field(default_factory=threading.RLock, repr=False)
+
+    def endpoint_args(self):
+        """``region_name``/``interface`` for a client, only those that are set."""
+        args = {}
+        if self.region_name:
+            args["region_name"] = self.region_name
+        if self.interface:
+            args["interface"] = self.interface
+        return args
+
+    def shared(self, key, make):
+        """The object kept under ``key`` in this context, made by ``make()`` once."""
+        with self._lock:
+            found = self._shared.get(key)
+            if found is None:
+                found = self._shared[key] = make()
+            return found
+
+    def cached(self, key):
+        """The object kept under ``key``, or None."""
+        with self._lock:
+            return self._shared.get(key)
+
+    def connection(self):
+        """The context's openstacksdk ``Connection`` (block storage, compute, ...)."""
+        return self.shared("connection", lambda: sdk_connection.Connection(
+            session=self.session, **self.endpoint_args()
+        ))
+
+    def close(self):
+        """Close every shared client that can be closed, and forget them all."""
+        with self._lock:
+            found = list(self._shared.values())
+            self._shared.clear()
+        for item in found:
+            close = getattr(item, "close", None)
+            if close is not None:
+                close()
 
 
 def _auth_entry(auth):
@@ -74,7 +121,7 @@ def choose_source(cloud=None, auth=None, environ=None):
 
 
 def load_cloud(cloud=None, auth=None, region_name=None, interface=None, verify=None, cacert=None):
-    """Read the configuration and return a :class:`CloudSession` (uncached).
+    """Read the configuration and return a new :class:`CloudContext` (uncached).
 
     Raises :class:`CloudConfigError` with one readable sentence naming the cloud
     and the cause.
@@ -113,7 +160,7 @@ def load_cloud(cloud=None, auth=None, region_name=None, interface=None, verify=N
         raise
     except (sdk_exc.ConfigException, ks_exc.ClientException, KeyError, ValueError) as e:
         raise CloudConfigError(f"{label}: {_describe(e)}") from None
-    return CloudSession(
+    return CloudContext(
         session=session,
         region_name=region.get_region_name("container") or None,
         interface=region.get_interface("container") or None,
@@ -128,7 +175,7 @@ def _key(*parts):
 
 
 def get_cloud(cloud=None, auth=None, region_name=None, interface=None, verify=None, cacert=None):
-    """The shared :class:`CloudSession` for these settings (created on first use).
+    """The shared :class:`CloudContext` for these settings (created on first use).
 
     Configuration is read on first use, not at import, so settings and environment
     made later still count.  The cache key includes the environment's ``OS_*``
@@ -146,7 +193,10 @@ def get_cloud(cloud=None, auth=None, region_name=None, interface=None, verify=No
         return found
 
 
-def reset_cache():
-    """Forget every shared session (for tests and reconfiguration)."""
+def reset():
+    """Forget every cloud context and close its clients (tests, reconfiguration)."""
     with _lock:
+        found = list(_cache.values())
         _cache.clear()
+    for context in found:
+        context.close()

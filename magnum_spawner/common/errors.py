@@ -3,7 +3,15 @@
 Every error carries the HTTP status (None when the cloud was not reached), the
 service's own explanation (``detail``) and the request id, so that an operator can
 find the matching line in the service's log.
+
+:func:`from_keystoneauth` and :func:`from_openstacksdk` turn the client libraries'
+exceptions into these; :func:`spawn_error` and :func:`for_user` turn them into what
+JupyterHub shows on the spawn page.
 """
+
+from jupyterhub.spawner import SpawnException
+from keystoneauth1 import exceptions as ks_exc
+from openstack import exceptions as sdk_exc
 
 
 class CloudError(Exception):
@@ -108,28 +116,31 @@ def error_for_status(status, detail, *, request_id=None, service="zun"):
     return cls(detail, status=status, request_id=request_id, service=service)
 
 
-#: How the services reached through openstacksdk are named in messages:
-#: service -> (API name, catalog entry).
-_SDK_SERVICES = {
-    "cinder": ("Cinder", "'block-storage' (volumev3)"),
-    "neutron": ("Neutron", "'network'"),
+#: service -> (its entry in the Keystone catalog, its name in messages)
+_SERVICES = {
+    "zun": ("'container'", "Zun"),
+    "cinder": ("'block-storage' (volumev3)", "Cinder"),
+    "neutron": ("'network'", "Neutron"),
+    "nova": ("'compute'", "Nova"),
+    "keystone": ("'identity'", "Keystone"),
 }
 
 
-def sdk_error(error, service):
-    """An openstacksdk / keystoneauth exception as a magnum_spawner error."""
-    from keystoneauth1 import exceptions as ks_exc
-    from openstack import exceptions as sdk_exc
+def _first_line(error):
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
-    api, entry = _SDK_SERVICES[service]
-    if isinstance(error, sdk_exc.HttpException) and error.status_code:
-        detail = (error.details or error.message or "").strip()
-        return error_for_status(
-            error.status_code, detail, request_id=error.request_id, service=service
-        )
+
+def from_keystoneauth(error, service="zun", where=None):
+    """A keystoneauth exception met while calling ``service`` as a :class:`CloudError`.
+
+    ``where`` names what could not be reached (default: the service's API).
+    """
+    entry, api = _SERVICES[service]
     if isinstance(error, ks_exc.Unauthorized):
         return AuthenticationFailed(
-            f"Keystone refused the credentials ({error})", status=401, service="keystone"
+            f"Keystone refused the credentials ({_first_line(error)})", status=401,
+            service="keystone",
         )
     if isinstance(error, ks_exc.EndpointNotFound):
         return Unreachable(
@@ -138,7 +149,49 @@ def sdk_error(error, service):
             service=service,
         )
     if isinstance(error, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError)):
-        return Unreachable(f"cannot reach the {api} API: {error}", service=service)
+        where = where or ("Keystone" if service == "keystone" else f"the {api} API")
+        return Unreachable(f"cannot reach {where}: {error}", service=service)
+    return CloudError(f"request failed: {error}", service=service)
+
+
+def from_openstacksdk(error, service):
+    """An openstacksdk (or keystoneauth) exception as a :class:`CloudError`."""
+    if isinstance(error, sdk_exc.HttpException) and error.status_code:
+        detail = (error.details or error.message or "").strip()
+        return error_for_status(
+            error.status_code, detail, request_id=error.request_id, service=service
+        )
     if isinstance(error, sdk_exc.ResourceTimeout):
         return CloudError(f"timed out: {error}", service=service)
-    return CloudError(f"request failed: {error}", service=service)
+    return from_keystoneauth(error, service)
+
+
+# -- what the user sees --------------------------------------------------------
+
+
+def spawn_error(message, *, reason, status_code=500, log_message=None):
+    """A SpawnException: ``message`` for the spawn page, ``log_message`` for the log."""
+    return SpawnException(
+        message, reason=reason, status_code=status_code,
+        log_message=message if log_message is None else log_message,
+    )
+
+
+def for_user(error, action):
+    """A :class:`CloudError` met while trying to ``action`` as a plain sentence."""
+    log_message = f"{action}: {error}"
+    if isinstance(error, (CloudConfigError, AuthenticationFailed)):
+        return spawn_error(
+            "The hub cannot log in to its cloud; tell your administrator.",
+            reason="cloud-config", log_message=log_message,
+        )
+    if isinstance(error, OverQuota):
+        service = "storage" if error.service == "cinder" else "container"
+        return spawn_error(
+            f"The {service} quota of this hub's cloud project is full; "
+            "tell your administrator.",
+            reason="quota", status_code=403, log_message=log_message,
+        )
+    return spawn_error(
+        f"Could not {action}: {error.detail}", reason="cloud", log_message=log_message,
+    )

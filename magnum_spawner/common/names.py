@@ -1,4 +1,7 @@
-"""Zun container names built from JupyterHub user and server names.
+"""Names and labels of what the hub makes, built from JupyterHub user and server names.
+
+Labels (``hub.jupyter.org/*``) say which hub, user and server a container or
+volume belongs to; names are for people and must never collide.
 
 Zun accepts names matching ``^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`` and does not enforce
 uniqueness, so the spawner must never let two different (user, server) pairs map
@@ -21,12 +24,24 @@ import base64
 import hashlib
 import re
 
+LABEL_PREFIX = "hub.jupyter.org/"
+LABEL_HUB = LABEL_PREFIX + "hub"
+LABEL_USER = LABEL_PREFIX + "user"
+LABEL_SERVER = LABEL_PREFIX + "server"
+LABEL_MANAGED_BY = LABEL_PREFIX + "managed-by"
+#: the user's choice, recorded on the container
+LABEL_FLAVOR = LABEL_PREFIX + "flavor"
+LABEL_IMAGE = LABEL_PREFIX + "image"
+MANAGED_BY = "magnum-spawner"
+
 #: Zun's name pattern; always applied with fullmatch (``$`` would let a
 #: trailing newline through).
 ZUN_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 # Zun allows 255 characters, but the name often becomes the container's hostname,
 # which DNS limits to 63.
 MAX_NAME_LENGTH = 63
+#: Cinder's volume name limit.
+MAX_VOLUME_NAME_LENGTH = 255
 
 _PLAIN_RE = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
 _UNSAFE_RE = re.compile(r"[^a-z0-9._-]+")
@@ -82,16 +97,45 @@ def validate_name(name):
     return name
 
 
-def container_name(template, username, servername="", **extra):
-    """Expand ``template`` with the slug fields and check the result.
-
-    Fields: ``{username}`` and ``{servername}`` (each slugged), ``{user_server}``
-    (the two joined as described above), plus any ``extra`` fields given.
-    """
+def _fields(username, servername, extra):
     fields = dict(extra)
     fields.update(
         username=slug(username, 30),
         servername=slug(servername, 20) if servername else "",
         user_server=user_server_slug(username, servername),
     )
-    return validate_name(template.format(**fields))
+    return fields
+
+
+def container_name(template, username, servername="", **extra):
+    """Expand ``template`` with the slug fields and check the result.
+
+    Fields: ``{username}`` and ``{servername}`` (each slugged), ``{user_server}``
+    (the two joined as described above), plus any ``extra`` fields given.
+    """
+    return validate_name(template.format(**_fields(username, servername, extra)))
+
+
+def volume_name(template, username, servername="", **extra):
+    """Expand the home volume's name template with the same collision-free slugs."""
+    name = template.format(**_fields(username, servername, extra))
+    if not name or len(name) > MAX_VOLUME_NAME_LENGTH:
+        raise ValueError(
+            f"home volume name {name!r} must be 1-{MAX_VOLUME_NAME_LENGTH} characters"
+        )
+    return name
+
+
+def per_server(template):
+    """Whether the volume name template gives each named server a volume of its own."""
+    return "{servername}" in template or "{user_server}" in template
+
+
+def hub_labels(hub_id, username, servername=""):
+    """The labels by which a hub recognises its own containers and volumes."""
+    return {
+        LABEL_HUB: hub_id,
+        LABEL_USER: username,
+        LABEL_SERVER: servername or "",
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
