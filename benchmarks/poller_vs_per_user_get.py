@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from magnum_spawner.poller import HubPoller  # noqa: E402
+from magnum_spawner.zun.poller import HubPoller  # noqa: E402
 from tests.helpers import make_spawner  # noqa: E402
 from tests.conftest import PASSWORD_AUTH  # noqa: E402
 from tests.recorded import body, future, response  # noqa: E402

@@ -2,7 +2,7 @@ import pytest
 import requests_mock
 
 from magnum_spawner.common import cloud as cloud_context
-from magnum_spawner.poller import HubPoller
+from magnum_spawner.zun.poller import HubPoller
 
 from .recorded import KEYSTONE, RecordedCloud
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from jupyterhub import orm
 
-from magnum_spawner.poller import HubPoller
+from magnum_spawner.zun.poller import HubPoller
 
 from .fake_zun import FakeZun
 from .helpers import make_spawner

@@ -13,7 +13,7 @@ import requests
 from jupyterhub.spawner import SpawnException
 from traitlets import TraitError
 
-from magnum_spawner import reachability
+from magnum_spawner.zun import reachability
 
 from .helpers import make_spawner
 from .recorded import CONTAINER_UUID, NEUTRON, ZUN, sample, status

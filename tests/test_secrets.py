@@ -13,7 +13,7 @@ import logging
 import pytest
 from jupyterhub.spawner import SpawnException
 
-from magnum_spawner import objects
+from magnum_spawner.zun import objects
 
 from .helpers import injected_files, make_spawner
 from .recorded import CONTAINER_UUID, KEYSTONE, ZUN, status

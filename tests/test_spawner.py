@@ -6,7 +6,8 @@ import pytest
 from jupyterhub.spawner import SpawnException
 from traitlets import TraitError
 
-from magnum_spawner import ZunSpawner, objects
+from magnum_spawner import ZunSpawner
+from magnum_spawner.zun import objects
 
 from .helpers import make_spawner
 from . import recorded

@@ -13,9 +13,9 @@ import json
 
 import pytest
 
-from magnum_spawner import volumes
+from magnum_spawner.zun.cinder import CinderVolumes
 from magnum_spawner.common import cloud as cloud_context, errors
-from magnum_spawner.zun import ZunClient
+from magnum_spawner.zun.client import ZunClient
 
 from .conftest import PASSWORD_AUTH
 from .recorded import CINDER, CONTAINER_UUID, FIXTURES, ZUN, response
@@ -70,7 +70,7 @@ async def test_a_cinder_request_refused_while_another_thread_re_logs_in_is_resen
     cloud.m.get(f"{CINDER}/volumes/{vid}", json=cloud.unauthorized_if_revoked(
         recorded("cinder-volume-show-available")))
     cloud_session = cloud_context.get_cloud(auth=PASSWORD_AUTH)
-    cinder = volumes.CinderVolumes(cloud_session)
+    cinder = CinderVolumes(cloud_session)
     try:
         await cinder.get(vid)
         cloud.on_refusal = revoke_and_race(cloud, cloud_session.session)

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from magnum_spawner.common import cloud as cloud_context, errors
-from magnum_spawner.zun import ZunClient, negotiate_version
+from magnum_spawner.zun.client import ZunClient, negotiate_version
 
 from .conftest import PASSWORD_AUTH
 from .recorded import CONTAINER_UUID, ZUN, body

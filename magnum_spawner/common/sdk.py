@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
 
-from .common.errors import from_openstacksdk
+from .errors import from_openstacksdk
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import exceptions as ks_exc
 
 from . import objects
-from .common.errors import (
+from ..common.errors import (
     CloudError,
     NotFound,
     Unreachable,

@@ -6,13 +6,11 @@ size went up, and handed to Zun as a ``mounts`` entry.  It outlives the containe
 stopping a server never touches it, and only ``delete_forever`` (when configured)
 removes it, and only when this hub made it.
 
-Cinder is reached through openstacksdk's block-storage proxy on the hub's shared
-keystoneauth session.  openstacksdk is synchronous: every call runs on a bounded
-thread pool, so the hub's event loop never waits on Cinder.
+Cinder calls are in ``cinder``, the request bodies and the readings of a volume
+in ``objects``; this module decides what to do with what it finds.
 """
 
 import asyncio
-import json
 import logging
 import time
 
@@ -20,172 +18,24 @@ from jupyterhub.spawner import SpawnException
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, validate
 
 from . import progress as steps
-from .common.errors import CloudError, NotFound, for_user, spawn_error
-from .common.host import Host
-from .common.names import (
-    LABEL_HUB,
-    LABEL_MANAGED_BY,
-    LABEL_SERVER,
-    LABEL_USER,
-    MANAGED_BY,
-    per_server,
-    volume_name,
+from ..common.errors import CloudError, NotFound, for_user, spawn_error
+from ..common.host import Host
+from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_USER, per_server, volume_name
+from .cinder import CinderVolumes
+from .objects import (
+    ATTACHED_STATES,
+    WAIT_STATES,
+    attached_to,
+    conflicts,
+    describe,
+    identity_metadata,
+    matches_server,
+    mounts_for,
+    volume_made_here,
+    volume_request,
 )
-from .sdk import SdkService
 
 log = logging.getLogger(__name__)
-
-#: Statuses a volume passes through on its own: wait for them to end.
-#: (``in-use`` too unless the volume is multiattach: the previous container may
-#: still be letting go of it.)
-WAIT_STATES = frozenset({
-    "creating", "reserved", "attaching", "in-use", "detaching", "extending",
-    "downloading", "uploading", "retyping", "backing-up", "restoring-backup",
-    "maintenance", "managing", "awaiting-transfer",
-})
-ATTACHED_STATES = frozenset({"reserved", "attaching", "in-use", "detaching"})
-
-
-# -- pure helpers -------------------------------------------------------------
-
-
-def identity_metadata(hub_id, username, servername, per_server_volume):
-    """The metadata that identifies a home volume made by this hub.
-
-    The same keys as the containers' labels; only ``managed-by`` says that this
-    software made the volume.
-    """
-    meta = {LABEL_HUB: hub_id, LABEL_USER: username, LABEL_MANAGED_BY: MANAGED_BY}
-    if per_server_volume:
-        meta[LABEL_SERVER] = servername or ""
-    return meta
-
-
-def volume_request(*, name, size, metadata, description=None, volume_type=None,
-                   availability_zone=None):
-    """The attributes of a Cinder volume create (only what is set is sent)."""
-    body = {"name": name, "size": int(size), "metadata": dict(metadata)}
-    if description:
-        body["description"] = description
-    if volume_type:
-        body["volume_type"] = volume_type
-    if availability_zone:
-        body["availability_zone"] = availability_zone
-    return body
-
-
-def mounts_for(volume_id, mount_path):
-    """Zun's ``mounts`` entry for a Cinder volume (as Zun 1.40 accepted it)."""
-    return [{"source": volume_id, "destination": mount_path}]
-
-
-def conflicts(volume, identity):
-    """The identity keys the volume carries with a different value."""
-    meta = volume.get("metadata") or {}
-    return {k: meta[k] for k in identity if k in meta and meta[k] != identity[k]}
-
-
-def matches_server(volume, servername, per_server_volume):
-    """Whether a volume found by hub+user metadata belongs to this server.
-
-    A per-user volume has no server key.  With a per-server template the default
-    server also takes the user's old per-user volume, so that switching the
-    template keeps the default server's files.
-    """
-    meta = volume.get("metadata") or {}
-    if not per_server_volume:
-        return LABEL_SERVER not in meta
-    if LABEL_SERVER in meta:
-        return meta[LABEL_SERVER] == (servername or "")
-    return not servername
-
-
-def is_ours(volume, hub_id):
-    """Whether this hub made the volume (only those may ever be deleted)."""
-    meta = volume.get("metadata") or {}
-    return meta.get(LABEL_MANAGED_BY) == MANAGED_BY and meta.get(LABEL_HUB) == hub_id
-
-
-def attached_to(volume):
-    """The ids of the containers (Cinder ``server_id``) the volume is attached to."""
-    return [a.get("server_id") for a in volume.get("attachments") or [] if a.get("server_id")]
-
-
-def describe(volume):
-    name = volume.get("name")
-    return f"{name} ({volume['id']})" if name else volume["id"]
-
-
-# -- Cinder through openstacksdk ----------------------------------------------
-
-
-def _as_dict(volume):
-    return {
-        "id": volume.id,
-        "name": volume.name,
-        "status": volume.status,
-        "size": volume.size,
-        "metadata": dict(volume.metadata or {}),
-        "attachments": list(volume.attachments or []),
-        "multiattach": bool(volume.is_multiattach),
-    }
-
-
-class CinderVolumes(SdkService):
-    """Asynchronous access to the few Cinder calls home volumes need."""
-
-    service = "cinder"
-
-    @property
-    def _proxy(self):
-        return self.conn.block_storage
-
-    async def get(self, volume_id):
-        """The volume, or None when Cinder answers 404."""
-        try:
-            return await self._call(lambda: _as_dict(self._proxy.get_volume(volume_id)))
-        except NotFound:
-            return None
-
-    async def find(self, *, name=None, metadata=None):
-        """Volumes with exactly this name and/or carrying all this metadata."""
-        query = {}
-        if name is not None:
-            query["name"] = name
-        if metadata:
-            # Sent as ``metadata=``; Cinder reads it as a dict literal (requests
-            # would send only a dict's keys).  openstacksdk calls it
-            # ``properties``: under its server-side name it would also filter
-            # client-side, comparing each volume's dict with this string.
-            query["properties"] = json.dumps(metadata, sort_keys=True)
-
-        def run():
-            return [_as_dict(v) for v in self._proxy.volumes(details=True, **query)]
-
-        found = await self._call(run)
-        if name is not None:
-            found = [v for v in found if v["name"] == name]
-        if metadata:
-            found = [
-                v for v in found
-                if all(v["metadata"].get(k) == val for k, val in metadata.items())
-            ]
-        return found
-
-    async def create(self, attrs):
-        return await self._call(lambda: _as_dict(self._proxy.create_volume(**attrs)))
-
-    async def extend(self, volume_id, size):
-        await self._call(self._proxy.extend_volume, volume_id, int(size))
-
-    async def delete(self, volume_id):
-        """Delete; True when a delete was sent, False when the volume was gone."""
-        try:
-            await self._call(self._proxy.delete_volume, volume_id, ignore_missing=False)
-        except NotFound:
-            return False
-        return True
-
 
 class _Restart(Exception):
     """The volume went away while we waited: look (or create) again."""
@@ -676,7 +526,7 @@ class HomeVolumeMixin(Host):
         cinder = self.cinder
         identity = self.home_volume_identity
         for volume in await self._find_home_volumes(cinder, by_name=False):
-            if not is_ours(volume, self.hub_id) or conflicts(volume, identity):
+            if not volume_made_here(volume, self.hub_id) or conflicts(volume, identity):
                 self.log.warning(
                     "Not deleting volume %s of %s: this hub did not make it (metadata %s)",
                     describe(volume), self._log_name, volume["metadata"],

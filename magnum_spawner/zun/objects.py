@@ -1,4 +1,4 @@
-"""Pure builders of Zun request bodies and readers of Zun responses.
+"""Pure builders of Zun and Cinder request bodies and readers of their answers.
 
 No I/O here: tests assert on these bodies directly.
 """
@@ -6,6 +6,8 @@ No I/O here: tests assert on these bodies directly.
 import base64
 import fnmatch
 import re
+
+from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_SERVER, LABEL_USER, MANAGED_BY
 
 #: Environment variables whose values are secrets, whatever set them: JupyterHub's
 #: API token (``JUPYTERHUB_API_TOKEN``, ``JPY_API_TOKEN``) and anything named alike.
@@ -41,10 +43,14 @@ def restart_policy(text):
     return policy
 
 
+def _carries(have, wanted):
+    have = have or {}
+    return all(have.get(k) == v for k, v in wanted.items())
+
+
 def is_ours(container, labels):
     """Whether ``container`` carries every one of ``labels``."""
-    have = container.get("labels") or {}
-    return all(have.get(k) == v for k, v in labels.items())
+    return _carries(container.get("labels"), labels)
 
 
 def build_container(
@@ -221,3 +227,83 @@ def describe_failure(container):
     if reason:
         text += f": {reason}"
     return text
+
+
+# -- Cinder home volumes ------------------------------------------------------
+
+#: Statuses a volume passes through on its own: wait for them to end.
+#: (``in-use`` too unless the volume is multiattach: the previous container may
+#: still be letting go of it.)
+WAIT_STATES = frozenset({
+    "creating", "reserved", "attaching", "in-use", "detaching", "extending",
+    "downloading", "uploading", "retyping", "backing-up", "restoring-backup",
+    "maintenance", "managing", "awaiting-transfer",
+})
+ATTACHED_STATES = frozenset({"reserved", "attaching", "in-use", "detaching"})
+
+
+def identity_metadata(hub_id, username, servername, per_server_volume):
+    """The metadata that identifies a home volume made by this hub.
+
+    The same keys as the containers' labels; only ``managed-by`` says that this
+    software made the volume.
+    """
+    meta = {LABEL_HUB: hub_id, LABEL_USER: username, LABEL_MANAGED_BY: MANAGED_BY}
+    if per_server_volume:
+        meta[LABEL_SERVER] = servername or ""
+    return meta
+
+
+def volume_request(*, name, size, metadata, description=None, volume_type=None,
+                   availability_zone=None):
+    """The attributes of a Cinder volume create (only what is set is sent)."""
+    body = {"name": name, "size": int(size), "metadata": dict(metadata)}
+    if description:
+        body["description"] = description
+    if volume_type:
+        body["volume_type"] = volume_type
+    if availability_zone:
+        body["availability_zone"] = availability_zone
+    return body
+
+
+def mounts_for(volume_id, mount_path):
+    """Zun's ``mounts`` entry for a Cinder volume (as Zun 1.40 accepted it)."""
+    return [{"source": volume_id, "destination": mount_path}]
+
+
+def conflicts(volume, identity):
+    """The identity keys the volume carries with a different value."""
+    meta = volume.get("metadata") or {}
+    return {k: meta[k] for k in identity if k in meta and meta[k] != identity[k]}
+
+
+def matches_server(volume, servername, per_server_volume):
+    """Whether a volume found by hub+user metadata belongs to this server.
+
+    A per-user volume has no server key.  With a per-server template the default
+    server also takes the user's old per-user volume, so that switching the
+    template keeps the default server's files.
+    """
+    meta = volume.get("metadata") or {}
+    if not per_server_volume:
+        return LABEL_SERVER not in meta
+    if LABEL_SERVER in meta:
+        return meta[LABEL_SERVER] == (servername or "")
+    return not servername
+
+
+def volume_made_here(volume, hub_id):
+    """Whether this hub made the volume (only those may ever be deleted)."""
+    made_here = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_HUB: hub_id}
+    return _carries(volume.get("metadata"), made_here)
+
+
+def attached_to(volume):
+    """The ids of the containers (Cinder ``server_id``) the volume is attached to."""
+    return [a.get("server_id") for a in volume.get("attachments") or [] if a.get("server_id")]
+
+
+def describe(volume):
+    name = volume.get("name")
+    return f"{name} ({volume['id']})" if name else volume["id"]

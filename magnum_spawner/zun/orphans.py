@@ -15,8 +15,8 @@ import logging
 import warnings
 import weakref
 
-from .common.errors import CloudError
-from .common.names import LABEL_HUB, LABEL_MANAGED_BY, MANAGED_BY
+from ..common.errors import CloudError
+from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, MANAGED_BY
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ import asyncio
 import logging
 import random
 
-from .common.errors import CloudError
-from .common.names import LABEL_HUB, LABEL_PREFIX
+from ..common.errors import CloudError
+from ..common.names import LABEL_HUB, LABEL_PREFIX
 
 log = logging.getLogger(__name__)
 

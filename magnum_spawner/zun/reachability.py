@@ -23,9 +23,9 @@ import logging
 from traitlets import Integer, List, TraitError, Unicode, Union, validate
 
 from . import objects
-from .common.errors import CloudError, NotFound, spawn_error
-from .common.host import Host
-from .sdk import SdkService
+from ..common.errors import CloudError, NotFound, spawn_error
+from ..common.host import Host
+from ..common.sdk import SdkService
 
 log = logging.getLogger(__name__)
 

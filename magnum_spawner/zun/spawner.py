@@ -26,15 +26,15 @@ from traitlets import (
 
 from . import objects
 from . import progress as steps
-from .common import cloud, names
-from .common.catalog import check_cpu, check_memory_mib, memory_mib
-from .common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
-from .common.flavors import FlavorMixin
+from ..common import cloud, names
+from ..common.catalog import check_cpu, check_memory_mib, memory_mib
+from ..common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
+from ..common.flavors import FlavorMixin
 from .orphans import OrphanReconciler, state_strings
 from .poller import GONE, LISTED, QUIET, HubPoller
 from .reachability import ReachabilityMixin
-from .volumes import HomeVolumeMixin
-from .zun import DEFAULT_API_VERSION, ZunClient
+from .home_volumes import HomeVolumeMixin
+from .client import DEFAULT_API_VERSION, ZunClient
 
 class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
     """Spawn single-user servers as OpenStack Zun containers."""

@@ -1,0 +1,9 @@
+"""The Zun path: each single-user server is a Zun container with a Cinder home.
+
+- ``spawner``: ZunSpawner, orchestration only;
+- ``client``: the Zun REST adapter; ``poller``: the hub-wide poll loop;
+  ``orphans``: clean-up of containers no server owns;
+- ``objects``: pure builders of Zun and Cinder request bodies, readers of answers;
+- ``cinder``: the Cinder client; ``home_volumes``: find/create/grow/delete a home;
+- ``reachability``: fixed or floating IPs; ``progress``: the spawn page's words.
+"""
