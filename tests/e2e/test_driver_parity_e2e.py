@@ -27,9 +27,10 @@ HEADERS = {"OpenStack-API-Version": "container 1.40"}
 
 @pytest.fixture
 def zun(local_cloud):
-    local_cloud.zun  # noqa: B018 - loads the session
-    api = adapter.Adapter(session=local_cloud._session.session, service_type="container",
-                          region_name=local_cloud._session.region_name, interface="public")
+    # the hub project's keystoneauth session (openstacksdk's), not the spawner's
+    region = local_cloud.region
+    api = adapter.Adapter(session=region.get_session(), service_type="container",
+                          region_name=region.get_region_name("container"), interface="public")
     made = []
 
     def request(method, path, **kw):
