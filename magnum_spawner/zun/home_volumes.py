@@ -208,6 +208,8 @@ class HomeVolumeMixin(Host):
     )
 
     home_volume_id = Unicode(None, allow_none=True)
+    #: whether the current start mounts a home volume (set by prepare_home_volume)
+    home_volume_mounted = Bool(False)
 
     @validate("home_volume_name_template")
     def _validate_home_volume_name_template(self, proposal):
@@ -223,7 +225,7 @@ class HomeVolumeMixin(Host):
     @property
     def cinder(self):
         """The hub's shared Cinder client for this spawner's cloud settings."""
-        return CinderVolumes.shared(self.cloud_context(), getattr(self, "api_workers", 4))
+        return CinderVolumes.shared(self.cloud_context(), self.api_workers)
 
     @property
     def home_volume_name(self):
@@ -268,13 +270,13 @@ class HomeVolumeMixin(Host):
 
     def get_args(self):
         args = super().get_args()
-        if getattr(self, "_home_volume_mounted", False):
+        if self.home_volume_mounted:
             args += ["--ContentsManager.hide_globs=%s" % g for g in self.home_hide_globs]
         return args
 
     def get_env(self):
         env = super().get_env()
-        if self.home_chown and getattr(self, "_home_volume_mounted", False):
+        if self.home_chown and self.home_volume_mounted:
             env["CHOWN_HOME"] = "yes"
             env["CHOWN_HOME_OPTS"] = "-R"
         return env
@@ -493,7 +495,7 @@ class HomeVolumeMixin(Host):
 
     async def prepare_home_volume(self):
         """Find, create or grow this server's home volume; return Zun ``mounts``."""
-        self._home_volume_mounted = False
+        self.home_volume_mounted = False
         size = await self.resolve(self.home_volume_size)
         if not size:
             return []
@@ -503,7 +505,7 @@ class HomeVolumeMixin(Host):
         except CloudError as e:
             raise for_user(e, "prepare the home volume") from None
         self.home_volume_id = volume["id"]
-        self._home_volume_mounted = True
+        self.home_volume_mounted = True
         self.emit(*steps.volume_ready())
         return mounts_for(volume["id"], mount_path)
 

@@ -1,8 +1,10 @@
 """ZunSpawner: each single-user server is an OpenStack Zun container.
 
-This module is orchestration only: names live in ``names``, request bodies in
-``objects``, HTTP in ``zun``, credentials in ``auth``, the hub-wide poll loop in
-``poller``, home volumes in ``volumes`` and sizes/images in ``flavors``.
+This module is orchestration only.  The settings are in ``settings`` (and the
+shared ones in ``common.host``), the user's choice of flavor and image in
+``common.flavors``/``common.choice``, request bodies in ``objects``, HTTP in
+``client``, the hub-wide poll loop in ``poller``, home volumes in
+``home_volumes`` and floating IPs in ``reachability``.
 """
 
 import asyncio
@@ -10,350 +12,32 @@ import contextlib
 
 from jupyterhub.spawner import Spawner, SpawnException
 from sqlalchemy import inspect as sa_inspect
-from traitlets import (
-    Bool,
-    Callable,
-    Dict,
-    Float,
-    Integer,
-    List,
-    TraitError,
-    Unicode,
-    Union,
-    default,
-    validate,
-)
+from traitlets import Unicode
 
 from . import objects
 from . import progress as steps
-from ..common import cloud, names
-from ..common.catalog import check_cpu, check_memory_mib, memory_mib
+from ..common import names
+from ..common.catalog import memory_mib
 from ..common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
 from ..common.flavors import FlavorMixin
+from .client import ZunClient
+from .home_volumes import HomeVolumeMixin
 from .orphans import OrphanReconciler, state_strings
 from .poller import GONE, LISTED, QUIET, HubPoller
 from .reachability import ReachabilityMixin
-from .home_volumes import HomeVolumeMixin
-from .client import DEFAULT_API_VERSION, ZunClient
+from .settings import ZunSettings
 
-class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
+
+class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, Spawner):
     """Spawn single-user servers as OpenStack Zun containers."""
-
-    # -- credentials ----------------------------------------------------------
-
-    cloud = Unicode(
-        None,
-        allow_none=True,
-        config=True,
-        help="""
-        Name of the cloud in clouds.yaml to use.
-
-        clouds.yaml is found the way the ``openstack`` command finds it:
-        ``OS_CLIENT_CONFIG_FILE``, ``./clouds.yaml``, ``~/.config/openstack/`` and
-        ``/etc/openstack/``.  Takes precedence over ``OS_*`` environment variables
-        and over :attr:`auth`.  Example: ``c.ZunSpawner.cloud = "mycloud"``.
-        """,
-    )
-
-    auth = Dict(
-        config=True,
-        help="""
-        Explicit Keystone credentials, used when neither :attr:`cloud` nor
-        ``OS_CLOUD``/``OS_AUTH_URL`` is set.
-
-        Either a clouds.yaml-style entry (``{"auth_type": ..., "auth": {...}}``)
-        or just its ``auth`` mapping; an ``application_credential_id`` selects
-        application-credential auth, otherwise password auth.  Example::
-
-            c.ZunSpawner.auth = {
-                "auth_url": "https://keystone.example.org/v3",
-                "application_credential_id": "...",
-                "application_credential_secret": "...",
-            }
-
-        Prefer clouds.yaml, which keeps secrets out of the hub's config file.
-        """,
-    )
-
-    region_name = Unicode(
-        None, allow_none=True, config=True,
-        help="Region to use (default: the cloud's own ``region_name``).",
-    )
-
-    interface = Unicode(
-        None, allow_none=True, config=True,
-        help="""
-        Endpoint interface: ``public``, ``internal`` or ``admin``
-        (default: the cloud's own setting, usually ``public``).
-        """,
-    )
-
-    verify = Union(
-        [Bool(), Unicode()],
-        default_value=None,
-        allow_none=True,
-        config=True,
-        help="""
-        TLS verification: False to turn it off (never in production), or the
-        path of a CA bundle.  Default: the cloud's own ``verify``/``cacert``.
-        """,
-    )
-
-    zun_api_version = Unicode(
-        DEFAULT_API_VERSION,
-        config=True,
-        help="""
-        Zun API microversion to request (sent as ``OpenStack-API-Version:
-        container X.Y``).  The server's range is read on first use: a server whose
-        maximum is lower is used at its maximum when that still has every feature
-        the spawner needs (1.28), and refused with a clear message otherwise.
-        """,
-    )
-
-    api_workers = Integer(
-        8,
-        config=True,
-        help="""
-        Threads for Zun API calls.  The HTTP client is synchronous, so calls run
-        on this bounded pool and the hub's event loop never waits on the network.
-        Shared by all spawners of the hub.
-        """,
-    )
-
-    # -- what runs ------------------------------------------------------------
-
-    image = Union(
-        [Unicode(), Callable()],
-        default_value="quay.io/jupyter/base-notebook",
-        config=True,
-        help="""
-        Container image for single-user servers.  May be a callable taking the
-        spawner and returning the image name (it may be async).
-        """,
-    )
-
-    name_template = Unicode(
-        "jupyter-{user_server}",
-        config=True,
-        help="""
-        Template of the container name.  Fields: ``{username}``, ``{servername}``
-        (each made safe for Zun), ``{user_server}`` (the two joined so that two
-        different user/server pairs never give one name) and ``{hub_id}``.  The
-        result must match ``^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`` and be at most 63
-        characters.
-        """,
-    )
-
-    hub_id = Unicode(
-        "jupyterhub",
-        config=True,
-        help="""
-        Identifies this hub's containers (label ``hub.jupyter.org/hub``).  Set a
-        different value on each hub that shares one cloud project: a hub only
-        ever touches containers that carry its own id.
-        """,
-    )
-
-    labels = Union(
-        [Dict(), Callable()],
-        default_value={},
-        config=True,
-        help="""
-        Extra labels for every container (or a callable returning them).  The
-        ``hub.jupyter.org/*`` labels that identify the hub, user and server are
-        always added and cannot be overridden.
-        """,
-    )
-
-    network = Unicode(
-        None,
-        allow_none=True,
-        config=True,
-        help="""
-        Neutron network (uuid or name) to attach containers to, sent as ``nets``.
-        The hub connects to the container's address on this network, so it must
-        be reachable from the hub.  Default: Zun's choice, and the first IPv4
-        address the container gets.
-        """,
-    )
-
-    security_groups = List(
-        Unicode(), config=True,
-        help="Security groups (names or uuids) for the containers' ports.",
-    )
-
-    availability_zone = Unicode(
-        None, allow_none=True, config=True,
-        help="Availability zone to run containers in (default: Zun's).",
-    )
-
-    hints = Dict(
-        config=True,
-        help="Scheduler hints passed to Zun as ``hints``.",
-    )
-
-    restart_policy = Unicode(
-        "no",
-        config=True,
-        help="""
-        Zun restart policy: ``no`` (default: a crashed server shows as stopped
-        in the hub, which lets the user start it again), ``on-failure[:N]``,
-        ``always`` or ``unless-stopped``.
-        """,
-    )
-
-    workdir = Unicode(
-        None,
-        allow_none=True,
-        config=True,
-        help="""
-        Working directory of the server process inside the container (Zun
-        ``workdir``).  Default: the image's own.
-        """,
-    )
-
-    secret_environment_names = List(
-        Unicode(),
-        default_value=list(objects.SECRET_NAME_PATTERNS),
-        config=True,
-        help="""
-        Environment variables (shell-style patterns, matched case-insensitively)
-        whose values are secrets: JupyterHub's ``JUPYTERHUB_API_TOKEN`` and
-        ``JPY_API_TOKEN`` and anything named like them.  Zun shows a container's
-        ``environment`` to every member of the cloud project, so these are passed
-        as files instead (Zun's ``bind`` mounts, microversion 1.23+) and read into
-        the server's environment by a small ``/bin/sh`` launcher before it runs
-        :attr:`cmd`.  The image needs ``/bin/sh`` and ``cat``.
-        """,
-    )
-
-    secrets_dir = Unicode(
-        objects.SECRETS_DIR,
-        config=True,
-        help="""
-        Directory inside the container where the secret variables' files appear
-        (one file per variable, named after it).  See
-        :attr:`secret_environment_names`.
-        """,
-    )
-
-    unknown_grace_period = Integer(
-        300,
-        config=True,
-        help="""
-        Seconds a container may stay in Zun's ``Unknown`` status (its compute host
-        stopped reporting) before poll() reports the server as stopped.  A short
-        network blip between Zun and a host must not stop a user's server; a
-        host that is really gone must not leave the user unable to start again.
-        """,
-    )
-
-    delete_timeout = Integer(
-        120,
-        config=True,
-        help="Seconds stop() waits for Zun to delete a container.",
-    )
-
-    use_hub_poller = Bool(
-        True,
-        config=True,
-        help="""
-        Answer poll() from one hub-wide loop that lists all containers every
-        :attr:`hub_poll_interval` seconds, instead of one Zun request per server.
-        """,
-    )
-
-    hub_poll_interval = Float(
-        15.0,
-        config=True,
-        help="""
-        Seconds between two lists of the containers that need action (Stopped,
-        Error, Dead, Deleted, Unknown) in the hub-wide poll loop.  Grows by itself
-        when one list takes more than a quarter of it.  See the README's
-        "Detection delay" for what it buys.
-        """,
-    )
-
-    hub_full_poll_interval = Float(
-        60.0,
-        config=True,
-        help="""
-        Seconds between two lists of all the hub's containers, which notice
-        containers that vanished (absent from two lists in a row = gone).  Each
-        costs Zun about 1.15 ms per container; it grows by itself when one list
-        takes more than a quarter of it.
-        """,
-    )
-
-    cleanup_orphans = Bool(
-        False,
-        config=True,
-        help="""
-        Delete containers that carry this hub's labels (``hub_id``) but belong to
-        no server in the hub's database, once they have been orphans for
-        :attr:`orphan_grace_period` seconds.  Checked after each full list of the
-        hub-wide poll loop (needs :attr:`use_hub_poller`).  Containers only: home
-        volumes are never deleted this way, and other hubs' containers (another
-        ``hub_id``) are never touched.  Off by default: turn it on once each hub
-        sharing the project has its own ``hub_id``.
-        """,
-    )
-
-    orphan_grace_period = Float(
-        600.0,
-        config=True,
-        help="""
-        Seconds a container must have been an orphan (in every full list) before
-        :attr:`cleanup_orphans` deletes it.  Leaves room for a start whose state
-        is not saved yet and for an administrator's own repairs.
-        """,
-    )
-
-    # Inside a container the server listens on all interfaces at a fixed port;
-    # the hub connects to the container's own address (from Zun's addresses).
-    @default("ip")
-    def _default_ip(self):
-        return "0.0.0.0"
-
-    @default("port")
-    def _default_port(self):
-        return 8888
 
     # -- state ------------------------------------------------------------------
 
     container_id = Unicode(None, allow_none=True)
     container_name_in_state = Unicode(None, allow_none=True)
 
-    @validate("mem_limit")
-    def _validate_mem_limit(self, proposal):
-        value = proposal["value"]
-        try:
-            check_memory_mib(memory_mib(value))
-        except ValueError as e:
-            raise TraitError(f"ZunSpawner: {e}") from None
-        return value
-
-    @validate("cpu_limit")
-    def _validate_cpu_limit(self, proposal):
-        value = proposal["value"]
-        try:
-            check_cpu(value)
-        except ValueError as e:
-            raise TraitError(f"ZunSpawner: {e}") from None
-        return value
-
-    @validate("restart_policy")
-    def _validate_restart_policy(self, proposal):
-        try:
-            objects.restart_policy(proposal["value"])
-        except ValueError as e:
-            raise TraitError(f"ZunSpawner: {e}") from None
-        return proposal["value"]
-
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._events = []
-        self._event_signal = None
         self._created_at = None
         self._unknown_since = None
         self._zun = None
@@ -373,16 +57,6 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
     @property
     def own_labels(self):
         return names.hub_labels(self.hub_id, self.user.name, self.name or "")
-
-    def cloud_context(self):
-        return cloud.get_cloud(
-            cloud=self.cloud,
-            auth=self.auth or None,
-            region_name=self.region_name,
-            interface=self.interface,
-            verify=self.verify if isinstance(self.verify, bool) else None,
-            cacert=self.verify if isinstance(self.verify, str) else None,
-        )
 
     @property
     def zun(self):
@@ -406,17 +80,6 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
                 **context.endpoint_args(),
             ),
         )
-
-    def emit(self, progress, message):
-        """One event for the spawn page; its percent never goes back."""
-        last = self._events[-1] if self._events else {"progress": 0, "message": None}
-        if message == last["message"]:
-            return
-        progress = last["progress"] if progress is None else max(progress, last["progress"])
-        self._events.append({"progress": progress, "message": message})
-        self.log.info("%s: %s", self._log_name, message)
-        if self._event_signal is not None:
-            self._event_signal.set()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -569,7 +232,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
                 continue
             status = container.get("status")
             last = status
-            step = steps.container_step(container, getattr(self, "_home_volume_mounted", False))
+            step = steps.container_step(container, self.home_volume_mounted)
             if step is not None and step != shown:
                 self.emit(*step)
                 shown = step
@@ -692,24 +355,6 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, Spawner):
             self.log.warning("Could not delete failed container %s: %s", self.container_id, e)
             return
         self.container_id = None
-
-    async def progress(self):
-        sent = 0
-        self._event_signal = asyncio.Event()
-        try:
-            while True:
-                while sent < len(self._events):
-                    yield self._events[sent]
-                    sent += 1
-                if not self._spawn_pending:
-                    break
-                self._event_signal.clear()
-                try:
-                    await asyncio.wait_for(self._event_signal.wait(), 1)
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            self._event_signal = None
 
     def _hub_poller(self):
         poller = HubPoller.for_hub(

@@ -1,0 +1,243 @@
+"""What an operator sets for the Zun path: the containers, their deletion, polling.
+
+The settings every spawner shares (credentials, ``hub_id``, ``image``) are in
+:class:`~magnum_spawner.common.host.Host`; flavors, home volumes and
+reachability bring their own.
+"""
+
+from traitlets import (
+    Bool,
+    Callable,
+    Dict,
+    Float,
+    Integer,
+    List,
+    TraitError,
+    Unicode,
+    Union,
+    default,
+    validate,
+)
+
+from ..common.catalog import check_cpu, check_memory_mib, memory_mib
+from ..common.host import Host
+from . import objects
+from .client import DEFAULT_API_VERSION
+
+
+class ZunSettings(Host):
+    zun_api_version = Unicode(
+        DEFAULT_API_VERSION,
+        config=True,
+        help="""
+        Zun API microversion to request (sent as ``OpenStack-API-Version:
+        container X.Y``).  The server's range is read on first use: a server whose
+        maximum is lower is used at its maximum when that still has every feature
+        the spawner needs (1.28), and refused with a clear message otherwise.
+        """,
+    )
+
+    # -- what runs ------------------------------------------------------------
+
+    name_template = Unicode(
+        "jupyter-{user_server}",
+        config=True,
+        help="""
+        Template of the container name.  Fields: ``{username}``, ``{servername}``
+        (each made safe for Zun), ``{user_server}`` (the two joined so that two
+        different user/server pairs never give one name) and ``{hub_id}``.  The
+        result must match ``^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`` and be at most 63
+        characters.
+        """,
+    )
+
+    labels = Union(
+        [Dict(), Callable()],
+        default_value={},
+        config=True,
+        help="""
+        Extra labels for every container (or a callable returning them).  The
+        ``hub.jupyter.org/*`` labels that identify the hub, user and server are
+        always added and cannot be overridden.
+        """,
+    )
+
+    network = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        Neutron network (uuid or name) to attach containers to, sent as ``nets``.
+        The hub connects to the container's address on this network, so it must
+        be reachable from the hub.  Default: Zun's choice, and the first IPv4
+        address the container gets.
+        """,
+    )
+
+    security_groups = List(
+        Unicode(), config=True,
+        help="Security groups (names or uuids) for the containers' ports.",
+    )
+
+    availability_zone = Unicode(
+        None, allow_none=True, config=True,
+        help="Availability zone to run containers in (default: Zun's).",
+    )
+
+    hints = Dict(
+        config=True,
+        help="Scheduler hints passed to Zun as ``hints``.",
+    )
+
+    restart_policy = Unicode(
+        "no",
+        config=True,
+        help="""
+        Zun restart policy: ``no`` (default: a crashed server shows as stopped
+        in the hub, which lets the user start it again), ``on-failure[:N]``,
+        ``always`` or ``unless-stopped``.
+        """,
+    )
+
+    workdir = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        Working directory of the server process inside the container (Zun
+        ``workdir``).  Default: the image's own.
+        """,
+    )
+
+    secret_environment_names = List(
+        Unicode(),
+        default_value=list(objects.SECRET_NAME_PATTERNS),
+        config=True,
+        help="""
+        Environment variables (shell-style patterns, matched case-insensitively)
+        whose values are secrets: JupyterHub's ``JUPYTERHUB_API_TOKEN`` and
+        ``JPY_API_TOKEN`` and anything named like them.  Zun shows a container's
+        ``environment`` to every member of the cloud project, so these are passed
+        as files instead (Zun's ``bind`` mounts, microversion 1.23+) and read into
+        the server's environment by a small ``/bin/sh`` launcher before it runs
+        :attr:`cmd`.  The image needs ``/bin/sh`` and ``cat``.
+        """,
+    )
+
+    secrets_dir = Unicode(
+        objects.SECRETS_DIR,
+        config=True,
+        help="""
+        Directory inside the container where the secret variables' files appear
+        (one file per variable, named after it).  See
+        :attr:`secret_environment_names`.
+        """,
+    )
+
+    unknown_grace_period = Integer(
+        300,
+        config=True,
+        help="""
+        Seconds a container may stay in Zun's ``Unknown`` status (its compute host
+        stopped reporting) before poll() reports the server as stopped.  A short
+        network blip between Zun and a host must not stop a user's server; a
+        host that is really gone must not leave the user unable to start again.
+        """,
+    )
+
+    delete_timeout = Integer(
+        120,
+        config=True,
+        help="Seconds stop() waits for Zun to delete a container.",
+    )
+
+    use_hub_poller = Bool(
+        True,
+        config=True,
+        help="""
+        Answer poll() from one hub-wide loop that lists all containers every
+        :attr:`hub_poll_interval` seconds, instead of one Zun request per server.
+        """,
+    )
+
+    hub_poll_interval = Float(
+        15.0,
+        config=True,
+        help="""
+        Seconds between two lists of the containers that need action (Stopped,
+        Error, Dead, Deleted, Unknown) in the hub-wide poll loop.  Grows by itself
+        when one list takes more than a quarter of it.  See the README's
+        "Detection delay" for what it buys.
+        """,
+    )
+
+    hub_full_poll_interval = Float(
+        60.0,
+        config=True,
+        help="""
+        Seconds between two lists of all the hub's containers, which notice
+        containers that vanished (absent from two lists in a row = gone).  Each
+        costs Zun about 1.15 ms per container; it grows by itself when one list
+        takes more than a quarter of it.
+        """,
+    )
+
+    cleanup_orphans = Bool(
+        False,
+        config=True,
+        help="""
+        Delete containers that carry this hub's labels (``hub_id``) but belong to
+        no server in the hub's database, once they have been orphans for
+        :attr:`orphan_grace_period` seconds.  Checked after each full list of the
+        hub-wide poll loop (needs :attr:`use_hub_poller`).  Containers only: home
+        volumes are never deleted this way, and other hubs' containers (another
+        ``hub_id``) are never touched.  Off by default: turn it on once each hub
+        sharing the project has its own ``hub_id``.
+        """,
+    )
+
+    orphan_grace_period = Float(
+        600.0,
+        config=True,
+        help="""
+        Seconds a container must have been an orphan (in every full list) before
+        :attr:`cleanup_orphans` deletes it.  Leaves room for a start whose state
+        is not saved yet and for an administrator's own repairs.
+        """,
+    )
+
+    # Inside a container the server listens on all interfaces at a fixed port;
+    # the hub connects to the container's own address (from Zun's addresses).
+    @default("ip")
+    def _default_ip(self):
+        return "0.0.0.0"
+
+    @default("port")
+    def _default_port(self):
+        return 8888
+
+    @validate("mem_limit")
+    def _validate_mem_limit(self, proposal):
+        value = proposal["value"]
+        try:
+            check_memory_mib(memory_mib(value))
+        except ValueError as e:
+            raise TraitError(f"ZunSpawner: {e}") from None
+        return value
+
+    @validate("cpu_limit")
+    def _validate_cpu_limit(self, proposal):
+        value = proposal["value"]
+        try:
+            check_cpu(value)
+        except ValueError as e:
+            raise TraitError(f"ZunSpawner: {e}") from None
+        return value
+
+    @validate("restart_policy")
+    def _validate_restart_policy(self, proposal):
+        try:
+            objects.restart_policy(proposal["value"])
+        except ValueError as e:
+            raise TraitError(f"ZunSpawner: {e}") from None
+        return proposal["value"]
