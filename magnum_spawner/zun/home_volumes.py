@@ -18,7 +18,7 @@ from jupyterhub.spawner import SpawnException
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, validate
 
 from . import progress as steps
-from ..common.errors import CloudError, NotFound, for_user, spawn_error
+from ..common.errors import CloudError, for_user, spawn_error
 from ..common.host import Host
 from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_USER, per_server, volume_name
 from .cinder import CinderVolumes
