@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import exceptions as ks_exc
 
-from . import objects
 from ..common.errors import (
     CloudError,
     NotFound,
@@ -30,6 +29,8 @@ from ..common.errors import (
     error_for_status,
     from_keystoneauth,
 )
+from ..common.waiting import wait_until
+from . import objects
 
 log = logging.getLogger(__name__)
 
@@ -415,26 +416,39 @@ class ZunClient:
 
     async def delete_and_wait(self, ident, timeout=60, interval=1.0):
         """Delete and wait until Zun answers 404 for the container."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
+        deadline = time.monotonic() + timeout
+        busy = None
+
+        async def deleted():
+            nonlocal busy
             try:
                 await self.delete(ident)
-                break
             except NotFound:
-                return
+                return "gone"
             except CloudError as e:
                 # 409 while Zun is still busy with it (creating, stopping...)
-                if e.status != 409 or loop.time() > deadline:
+                if e.status != 409:
                     raise
-            await asyncio.sleep(interval)
-        while loop.time() < deadline:
+                busy = e
+                return None
+            return "sent"
+
+        async def gone():
             try:
                 await self.get(ident)
             except NotFound:
+                return True
+            return None
+
+        try:
+            if await wait_until(deleted, deadline=deadline, interval=interval) == "gone":
                 return
-            await asyncio.sleep(interval)
-        raise CloudError(f"container {ident} was not gone after {timeout} s")
+        except TimeoutError:
+            raise busy from None
+        try:
+            await wait_until(gone, deadline=deadline, interval=interval)
+        except TimeoutError:
+            raise CloudError(f"container {ident} was not gone after {timeout} s") from None
 
     def close(self):
         self._executor.shutdown(wait=False)

@@ -17,10 +17,11 @@ import time
 from jupyterhub.spawner import SpawnException
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, validate
 
-from . import progress as steps
 from ..common.errors import CloudError, for_user, spawn_error
 from ..common.host import Host
 from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_USER, per_server, volume_name
+from ..common.waiting import wait_until
+from . import progress as steps
 from .cinder import CinderVolumes
 from .objects import (
     ATTACHED_STATES,
@@ -39,6 +40,16 @@ log = logging.getLogger(__name__)
 
 class _Restart(Exception):
     """The volume went away while we waited: look (or create) again."""
+
+
+def _reader(cinder, volume):
+    """A look at ``volume``: first as given, then as Cinder sees it (None: gone)."""
+    pending = [volume]
+
+    async def read():
+        return pending.pop() if pending else await cinder.get(volume["id"])
+
+    return read
 
 
 # -- the mixin ----------------------------------------------------------------
@@ -325,61 +336,71 @@ class HomeVolumeMixin(Host):
         return list(found.values())
 
     async def _wait_gone(self, cinder, volume, deadline):
-        interval = self.home_volume_poll_interval
-        while True:
+        async def gone():
             current = await cinder.get(volume["id"])
             if current is None:
-                return
+                return True
             if current["status"] != "deleting":
                 raise self._volume_error(
                     f"The old home volume {describe(current)} is {current['status']} "
                     "instead of being deleted; tell your administrator.",
                     reason="state",
                 )
-            if time.monotonic() + interval > deadline:
-                raise self._volume_error(
-                    f"The old home volume {describe(volume)} was still being deleted "
-                    f"after {self.home_volume_timeout:g} s; try again in a minute.",
-                    reason="timeout",
-                )
-            await asyncio.sleep(interval)
+            return None
+
+        try:
+            await wait_until(gone, deadline=deadline, interval=self.home_volume_poll_interval)
+        except TimeoutError:
+            raise self._volume_error(
+                f"The old home volume {describe(volume)} was still being deleted "
+                f"after {self.home_volume_timeout:g} s; try again in a minute.",
+                reason="timeout",
+            ) from None
 
     async def _wait_usable(self, cinder, volume, deadline, want_size=None):
         """Wait until the volume is available (and at least ``want_size``)."""
-        interval = self.home_volume_poll_interval
+        read = _reader(cinder, volume)
+        latest = volume
         last = None
-        while True:
-            status = volume["status"]
+
+        async def usable():
+            nonlocal latest, last
+            current = await read()
+            if current is None:
+                raise _Restart(latest)
+            latest = current
+            status = current["status"]
             if status != last and last is not None:
                 self.emit(*steps.volume_status(status))
             last = status
-            big_enough = want_size is None or (volume["size"] or 0) >= want_size
+            big_enough = want_size is None or (current["size"] or 0) >= want_size
             if status == "available" and big_enough:
-                return volume
-            if status == "in-use" and volume["multiattach"] and big_enough:
-                return volume
+                return current
+            if status == "in-use" and current["multiattach"] and big_enough:
+                return current
             if status == "deleting":
-                raise _Restart(volume)
+                raise _Restart(current)
             if status.startswith("error"):
                 raise self._volume_error(
-                    f"Your home volume {describe(volume)} is in status {status}; "
+                    f"Your home volume {describe(current)} is in status {status}; "
                     "tell your administrator.",
                     reason="error",
                 )
-            if time.monotonic() + interval > deadline:
-                where = ""
-                if status in ATTACHED_STATES and attached_to(volume):
-                    where = " (attached to container " + ", ".join(attached_to(volume)) + ")"
-                raise self._volume_error(
-                    f"Your home volume {describe(volume)} was still {status}{where} "
-                    f"after {self.home_volume_timeout:g} s; try again in a minute.",
-                    reason="timeout",
-                )
-            await asyncio.sleep(interval)
-            current = await cinder.get(volume["id"])
-            if current is None:
-                raise _Restart(volume)
-            volume = current
+            return None
+
+        try:
+            return await wait_until(
+                usable, deadline=deadline, interval=self.home_volume_poll_interval
+            )
+        except TimeoutError:
+            where = ""
+            if last in ATTACHED_STATES and attached_to(latest):
+                where = " (attached to container " + ", ".join(attached_to(latest)) + ")"
+            raise self._volume_error(
+                f"Your home volume {describe(latest)} was still {last}{where} "
+                f"after {self.home_volume_timeout:g} s; try again in a minute.",
+                reason="timeout",
+            ) from None
 
     # -- creating and growing ---------------------------------------------------
 
@@ -538,20 +559,30 @@ class HomeVolumeMixin(Host):
         self.home_volume_id = None
 
     async def _delete_home_volume(self, cinder, volume):
-        deadline = time.monotonic() + self.home_volume_timeout
-        interval = self.home_volume_poll_interval
-        while volume["status"] in WAIT_STATES:
-            if time.monotonic() + interval > deadline:
-                raise CloudError(
-                    f"home volume {describe(volume)} was still {volume['status']} after "
-                    f"{self.home_volume_timeout:g} s; not deleted",
-                    service="cinder",
-                )
-            await asyncio.sleep(interval)
-            current = await cinder.get(volume["id"])
+        read = _reader(cinder, volume)
+        latest = volume
+
+        async def settled():
+            nonlocal latest
+            current = await read()
             if current is None:
-                return
-            volume = current
+                return "gone"
+            latest = current
+            return None if current["status"] in WAIT_STATES else current
+
+        try:
+            volume = await wait_until(
+                settled, deadline=time.monotonic() + self.home_volume_timeout,
+                interval=self.home_volume_poll_interval,
+            )
+        except TimeoutError:
+            raise CloudError(
+                f"home volume {describe(latest)} was still {latest['status']} after "
+                f"{self.home_volume_timeout:g} s; not deleted",
+                service="cinder",
+            ) from None
+        if volume == "gone":
+            return
         if volume["status"] == "deleting":
             return
         if await cinder.delete(volume["id"]):

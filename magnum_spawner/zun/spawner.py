@@ -9,6 +9,7 @@ shared ones in ``common.host``), the user's choice of flavor and image in
 
 import asyncio
 import contextlib
+import time
 
 from jupyterhub.spawner import Spawner, SpawnException
 from sqlalchemy import inspect as sa_inspect
@@ -20,6 +21,7 @@ from ..common import names
 from ..common.catalog import memory_mib
 from ..common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
 from ..common.flavors import FlavorMixin
+from ..common.waiting import wait_until
 from .client import ZunClient
 from .home_volumes import HomeVolumeMixin
 from .orphans import OrphanReconciler, state_strings
@@ -187,21 +189,22 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
                 raise
             lost = e
         self.log.warning("Create of %s got no clear answer (%s); looking it up", name, lost)
-        loop = asyncio.get_running_loop()
-        until = min(deadline, loop.time() + self.lost_create_window)
-        while True:
+
+        async def made():
             try:
-                found = await self._find_ours(name)
+                return (await self._find_ours(name)) or None
             except CloudError as e:
                 if not is_transient(e):
                     raise
-                found = []
-            if found:
-                self.log.info("Create of %s had made container %s", name, found[0]["uuid"])
-                return found[0]
-            if loop.time() + 0.5 > until:
-                raise lost
-            await asyncio.sleep(0.5)
+                return None
+
+        until = min(deadline, time.monotonic() + self.lost_create_window)
+        try:
+            found = await wait_until(made, deadline=until, interval=0.5)
+        except TimeoutError:
+            raise lost from None
+        self.log.info("Create of %s had made container %s", name, found[0]["uuid"])
+        return found[0]
 
     async def _find_ours(self, name):
         """This server's containers named ``name``, oldest first."""
@@ -212,10 +215,11 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
         return sorted(found, key=lambda c: c.get("created_at") or "")
 
     async def _wait_running(self, uuid, deadline):
-        loop = asyncio.get_running_loop()
-        interval = 0.5
+        """The container once Running with an address, or stopped; TimeoutError(status)."""
         last = shown = None
-        while True:
+
+        async def look():
+            nonlocal last, shown
             try:
                 container = await self.zun.get(uuid)
             except CloudError as e:
@@ -225,25 +229,21 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
                     raise
                 self.log.warning("%s: reading container %s failed, retrying: %s",
                                  self._log_name, uuid, e)
-                if loop.time() + interval > deadline:
-                    raise TimeoutError(last) from None
-                await asyncio.sleep(interval)
-                interval = min(interval * 1.5, 3.0)
-                continue
-            status = container.get("status")
-            last = status
+                return None
+            last = container.get("status")
             step = steps.container_step(container, self.home_volume_mounted)
             if step is not None and step != shown:
                 self.emit(*step)
                 shown = step
-            if status == "Running" and objects.container_address(container, self.network):
+            if last == "Running" and objects.container_address(container, self.network):
                 return container
-            if status in objects.STOPPED_STATES:
-                return container
-            if loop.time() + interval > deadline:
-                raise TimeoutError(status)
-            await asyncio.sleep(interval)
-            interval = min(interval * 1.5, 3.0)
+            return container if last in objects.STOPPED_STATES else None
+
+        try:
+            return await wait_until(look, deadline=deadline, interval=0.5, backoff=1.5,
+                                    max_interval=3.0)
+        except TimeoutError:
+            raise TimeoutError(last) from None
 
     async def start(self):
         self._events = []
