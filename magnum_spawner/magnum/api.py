@@ -1,0 +1,106 @@
+"""Magnum's API as the spawner needs it: a cluster, its template, its CA, signing.
+
+The calls go through the openstacksdk ``Connection`` made on the hub's one
+keystoneauth session (its ``container_infrastructure_management`` proxy, a
+keystoneauth adapter that finds Magnum in the catalog), as raw JSON: the
+openstacksdk ``Cluster`` resource reads ``status_reason`` from a ``reason`` key
+that Magnum never sends, and the message a user sees must name the reason.
+
+Every function here blocks; callers run them with ``asyncio.to_thread``.
+"""
+
+import threading
+
+from keystoneauth1 import exceptions as ks_exc
+
+from ..errors import CloudError, Unreachable, error_for_status
+
+SERVICE = "magnum"
+#: Magnum's catalog entry (python-magnumclient and openstacksdk use the same).
+SERVICE_TYPE = "container-infra"
+
+_lock = threading.Lock()
+_connections = {}
+
+
+def reset_connections():
+    """Forget the connections made so far (tests, reconfiguration)."""
+    with _lock:
+        _connections.clear()
+
+
+def _proxy(cloud):
+    """The ``container_infrastructure_management`` proxy on ``cloud``'s session."""
+    from openstack import connection
+
+    key = id(cloud.session)
+    with _lock:
+        conn = _connections.get(key)
+        if conn is None:
+            kwargs = {}
+            if cloud.region_name:
+                kwargs["region_name"] = cloud.region_name
+            if cloud.interface:
+                kwargs["interface"] = cloud.interface
+            conn = _connections[key] = connection.Connection(
+                session=cloud.session, **kwargs
+            )
+    return conn.container_infrastructure_management
+
+
+def _detail(response):
+    """Magnum's own explanation: ``{"errors": [{"title", "detail", ...}]}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or "").strip()[:500] or f"HTTP {response.status_code}"
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if errors and isinstance(errors[0], dict):
+        first = errors[0]
+        return str(first.get("detail") or first.get("title") or first)[:500]
+    return str(body)[:500]
+
+
+def _call(cloud, method, path, **kwargs):
+    try:
+        response = _proxy(cloud).request(path, method, raise_exc=False, **kwargs)
+    except ks_exc.EndpointNotFound:
+        raise Unreachable(
+            f"no {SERVICE_TYPE!r} (Magnum) endpoint in the Keystone catalog for "
+            "this region and interface (is Magnum installed on this cloud?)",
+            service=SERVICE,
+        ) from None
+    except ks_exc.Unauthorized as e:
+        raise error_for_status(401, f"Keystone refused the credentials ({e})",
+                               service="keystone") from None
+    except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError) as e:
+        raise Unreachable(f"cannot reach the Magnum API: {e}", service=SERVICE) from None
+    except ks_exc.ClientException as e:
+        raise CloudError(f"request failed: {e}", service=SERVICE) from None
+    if response.status_code >= 400:
+        raise error_for_status(
+            response.status_code, _detail(response),
+            request_id=response.headers.get("x-openstack-request-id"),
+            service=SERVICE,
+        )
+    return response.json()
+
+
+def get_cluster(cloud, ident):
+    """The cluster ``ident`` (name or uuid) as Magnum shows it."""
+    return _call(cloud, "GET", f"/clusters/{ident}")
+
+
+def get_cluster_template(cloud, ident):
+    return _call(cloud, "GET", f"/clustertemplates/{ident}")
+
+
+def get_ca(cloud, cluster_uuid):
+    """The cluster's CA certificate (PEM text)."""
+    return _call(cloud, "GET", f"/certificates/{cluster_uuid}")["pem"]
+
+
+def sign(cloud, cluster_uuid, csr_pem):
+    """Have Magnum sign ``csr_pem`` with the cluster's CA; the certificate (PEM)."""
+    body = {"cluster_uuid": cluster_uuid, "csr": csr_pem}
+    return _call(cloud, "POST", "/certificates", json=body)["pem"]

@@ -1,0 +1,142 @@
+"""The hub's Kubernetes credentials: a private key, a CSR, and a kubeconfig.
+
+The key never leaves the hub: Magnum signs a certificate signing request made
+here (``POST /v1/certificates``), the way python-magnumclient's ``cluster
+config`` does.  The CA, the certificate, the key and the kubeconfig that names
+them are files in a private directory (0700, files 0600) removed at exit.
+"""
+
+import atexit
+import datetime
+import json
+import os
+import shutil
+import tempfile
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+#: Kubernetes reads a client certificate's O as its groups: this one is
+#: cluster-admin on every cluster that Kubernetes' RBAC bootstrap made.
+MASTERS = "system:masters"
+
+
+def new_key():
+    """A new RSA-2048 private key (the size python-magnumclient uses)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def make_csr(key, common_name, organizations=()):
+    """A PEM CSR for ``CN=common_name`` (Kubernetes' user) and ``O=...`` (groups)."""
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+    return csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def key_pem(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def load_cert(pem):
+    """A certificate from Magnum's PEM text; ValueError when it is none."""
+    if isinstance(pem, str):
+        pem = pem.encode()
+    return x509.load_pem_x509_certificate(pem)
+
+
+def check_signed(cert_pem, ca_pem, key, common_name):
+    """Raise ValueError unless ``cert_pem`` is for ``key``/``common_name``, from the CA.
+
+    Magnum answers with whatever its CA signed: a certificate for another key or
+    subject, or from another CA (a rotation between the two calls), would only
+    fail later, inside a TLS handshake, with a less useful message.
+    """
+    cert = load_cert(cert_pem)
+    ca = load_cert(ca_pem)
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(serialization.Encoding.PEM, public) != (
+        key.public_key().public_bytes(serialization.Encoding.PEM, public)
+    ):
+        raise ValueError("the signed certificate is not for the hub's key")
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names or names[0].value != common_name:
+        raise ValueError(
+            f"the signed certificate is for {cert.subject.rfc4514_string()}, "
+            f"not CN={common_name}"
+        )
+    try:
+        cert.verify_directly_issued_by(ca)
+    except Exception as e:  # ValueError, InvalidSignature, TypeError
+        raise ValueError(f"the signed certificate does not chain to the cluster CA: {e}")
+    return cert
+
+
+def expires_at(cert):
+    return cert.not_valid_after_utc
+
+
+def remaining(cert, now=None):
+    """Time left before ``cert`` expires."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return expires_at(cert) - now
+
+
+def _write_private(path, text):
+    """Write ``text`` to ``path`` (mode 0600) atomically: readers see old or new."""
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+class KubeconfigDir:
+    """A private directory holding the CA, the client certificate and key, and a
+    kubeconfig naming them (by path, so that a re-signed certificate written in
+    place is what the next TLS connection uses)."""
+
+    def __init__(self, parent=None):
+        # mkdtemp makes the directory 0700 and owned by the hub's user
+        self.path = tempfile.mkdtemp(prefix="magnum-spawner-", dir=parent)
+        os.chmod(self.path, 0o700)
+        self.kubeconfig = os.path.join(self.path, "kubeconfig")
+        self.ca_file = os.path.join(self.path, "ca.crt")
+        self.cert_file = os.path.join(self.path, "client.crt")
+        self.key_file = os.path.join(self.path, "client.key")
+        atexit.register(self.remove)
+
+    def write(self, *, server, ca_pem, cert_pem, key_text, cluster_name, namespace=None):
+        """Write (or replace) every file; the kubeconfig last."""
+        _write_private(self.ca_file, ca_pem)
+        _write_private(self.key_file, key_text)
+        _write_private(self.cert_file, cert_pem)
+        context = {"cluster": cluster_name, "user": "magnum-spawner"}
+        if namespace:
+            context["namespace"] = namespace
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": cluster_name, "cluster": {
+                "server": server, "certificate-authority": self.ca_file,
+            }}],
+            "users": [{"name": "magnum-spawner", "user": {
+                "client-certificate": self.cert_file, "client-key": self.key_file,
+            }}],
+            "contexts": [{"name": "magnum-spawner", "context": context}],
+            "current-context": "magnum-spawner",
+        }
+        # JSON is YAML: no YAML writer needed
+        _write_private(self.kubeconfig, json.dumps(config, indent=2) + "\n")
+
+    def remove(self):
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,78 @@
+"""The shared choice (flavor, image, home size) as KubeSpawner settings.
+
+What the flavor means on Zun and on Kubernetes:
+
+- ``memory``: the pod's memory limit *and* request.  A hard limit: past it the
+  kernel's OOM killer ends the server, as with Zun's ``memory``; the request
+  makes the scheduler reserve it on the node, as Zun's scheduler does on its
+  host.  (Kubernetes counts ``Mi`` as MiB, Zun's unit.)
+- ``cpu``: the limit *and* request.  Zun's default ``cpu_policy`` ``shared``
+  gives the container 1024 CPU shares per vCPU and a CFS quota of ``cpu``
+  periods; Kubernetes turns a request into the same shares and a limit into the
+  same quota.  Where they differ: ``cpu_policy: dedicated`` pins whole cores on
+  Zun; Kubernetes pins them only on nodes whose kubelet runs the static CPU
+  manager policy (the pod qualifies: Guaranteed, whole cores), else it is the
+  same shares and quota as ``shared``.
+- ``disk`` (GiB): an ``ephemeral-storage`` limit and request (Zun sizes the
+  container's root disk; Kubernetes evicts a pod that writes more).
+- ``home_volume_size``: a PersistentVolumeClaim of that size, mounted at
+  ``home_mount_path``; kept when the server stops, like the Cinder volume.
+"""
+
+import re
+
+from ..flavors import LABEL_FLAVOR, LABEL_IMAGE
+
+EPHEMERAL = "ephemeral-storage"
+HOME_VOLUME = "home"
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
+
+
+def apply(spawner, *, home_gib):
+    """Set ``spawner``'s KubeSpawner traits from its chosen flavor and home size.
+
+    Call after ``apply_flavor()`` (which sets ``image``, ``mem_limit`` and
+    ``cpu_limit``).  Requests equal limits (see the module doc).
+    """
+    spawner.mem_guarantee = spawner.mem_limit
+    spawner.cpu_guarantee = spawner.cpu_limit
+    limits = dict(spawner.extra_resource_limits)
+    guarantees = dict(spawner.extra_resource_guarantees)
+    disk = spawner.flavor_disk()
+    if disk:
+        limits[EPHEMERAL] = guarantees[EPHEMERAL] = f"{disk}Gi"
+    spawner.extra_resource_limits = limits
+    spawner.extra_resource_guarantees = guarantees
+
+    if not hasattr(spawner, "_configured_labels"):
+        spawner._configured_labels = dict(spawner.extra_labels)
+    spawner.extra_labels = {**spawner._configured_labels, **flavor_labels(spawner)}
+
+    volumes = dict(spawner.volumes)
+    mounts = dict(spawner.volume_mounts)
+    if home_gib:
+        spawner.storage_pvc_ensure = True
+        spawner.storage_capacity = f"{int(home_gib)}Gi"
+        spawner.storage_class = spawner.home_storage_class or None
+        volumes[HOME_VOLUME] = {
+            "name": HOME_VOLUME,
+            "persistentVolumeClaim": {"claimName": "{pvc_name}"},
+        }
+        mounts[HOME_VOLUME] = {"name": HOME_VOLUME, "mountPath": spawner.home_mount_path}
+    else:
+        spawner.storage_pvc_ensure = False
+        volumes.pop(HOME_VOLUME, None)
+        mounts.pop(HOME_VOLUME, None)
+    spawner.volumes = volumes
+    spawner.volume_mounts = mounts
+
+
+def flavor_labels(spawner):
+    """``hub.jupyter.org/flavor`` and ``/image``, as on Zun containers; a label value
+    is at most 63 characters of ``[A-Za-z0-9_.-]``, so an image reference (with
+    ``/`` and ``:``) is kept only in ``user_options`` and the state."""
+    labels = {}
+    for key, value in ((LABEL_FLAVOR, spawner.flavor_name), (LABEL_IMAGE, spawner.image_name)):
+        if value and _LABEL_VALUE.fullmatch(value):
+            labels[key] = value
+    return labels

@@ -1,0 +1,338 @@
+"""MagnumSpawner: each single-user server is a pod on a Magnum Kubernetes cluster.
+
+KubeSpawner does the Kubernetes work (pods, PVCs, the one hub-wide watch of
+pods); this class adds what is Magnum's and what the package shares with
+ZunSpawner:
+
+- the cluster (``magnum_cluster``) is found through Magnum's API on the hub's
+  one keystoneauth session, and the hub's Kubernetes credentials are a key made
+  here and a certificate Magnum signs (:mod:`.cluster`);
+- the same ``flavors``/``images``/options form and ``home_volume_size`` as
+  ZunSpawner, mapped onto the pod (:mod:`.pods`).
+"""
+
+import copy
+import datetime
+import ssl
+
+from jupyterhub.spawner import SpawnException
+from kubernetes_asyncio.client.rest import ApiException
+from kubernetes_asyncio.config import ConfigException
+from kubespawner import KubeSpawner
+from kubespawner.clients import load_config, shared_client
+from traitlets import Bool, Callable, Float, Integer, List, Unicode, Union, default
+
+from .. import auth
+from ..errors import AuthenticationFailed, CloudConfigError, CloudError
+from ..flavors import FlavorMixin
+from ..spawner import ZunSpawner
+from . import names as kube_names
+from . import pods
+from .cluster import (
+    READY_STATES,
+    ClusterLink,
+    ClusterNotReady,
+    Identity,
+    point_kubernetes_at,
+)
+from .credentials import MASTERS, KubeconfigDir
+
+#: The process's one link to its cluster and its kubeconfig files
+#: (KubeSpawner loads one Kubernetes configuration per process).
+_link = None
+_files = None
+
+
+def kubeconfig_files():
+    """The process's private kubeconfig directory; the Kubernetes client is
+    pointed at it before KubeSpawner first loads its configuration (so that no
+    other kubeconfig, ``~/.kube/config`` say, is ever loaded instead)."""
+    global _files
+    if _files is None:
+        _files = KubeconfigDir()
+        point_kubernetes_at(_files.kubeconfig)
+    return _files
+
+
+def reset_link():
+    """Forget the cluster link and remove its files (tests)."""
+    global _link, _files
+    if _files is not None:
+        _files.remove()
+    _link = _files = None
+
+
+def _same(cls, name):
+    """``cls``'s trait ``name`` for this class too: one help text, one meaning."""
+    return copy.copy(cls.class_traits()[name])
+
+
+def _tls_failure(error):
+    """Whether ``error`` says the cluster's API refused our TLS (or we its)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ssl.SSLError):
+            return True
+        if isinstance(error, ApiException) and error.status == 401:
+            return True
+        if type(error).__name__ in ("ClientConnectorCertificateError", "ClientSSLError"):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class MagnumSpawner(FlavorMixin, KubeSpawner):
+    """Spawn single-user servers as pods on a Magnum Kubernetes cluster."""
+
+    # -- the cloud: the same settings as ZunSpawner ------------------------------
+
+    cloud = _same(ZunSpawner, "cloud")
+    auth = _same(ZunSpawner, "auth")
+    region_name = _same(ZunSpawner, "region_name")
+    interface = _same(ZunSpawner, "interface")
+    verify = _same(ZunSpawner, "verify")
+    image = _same(ZunSpawner, "image")
+    # FlavorMixin's extra_labels() (Zun labels) must not hide KubeSpawner's trait
+    extra_labels = _same(KubeSpawner, "extra_labels")
+
+    magnum_cluster = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        The Magnum cluster (name or uuid) that runs the servers, in the project
+        of the hub's cloud credentials.  It must exist: the hub never creates or
+        resizes it.  Its template must have ``coe`` ``kubernetes`` and TLS on.
+        The hub's credentials must be allowed Magnum's ``certificate:create``
+        and ``certificate:get`` (by default: the cluster's creator, or admin).
+
+        One hub process talks to one cluster (KubeSpawner loads one Kubernetes
+        configuration per process).
+        """,
+    )
+
+    magnum_ready_states = List(
+        Unicode(),
+        default_value=list(READY_STATES),
+        config=True,
+        help="""
+        Magnum cluster states in which servers are started.  In any other state
+        (or when Magnum's health monitor reports ``UNHEALTHY``) the spawn page
+        says that the course's cluster is not ready, with Magnum's state and
+        ``status_reason``.  Add ``UPDATE_IN_PROGRESS`` to keep spawning while
+        the cluster is being resized.
+        """,
+    )
+
+    magnum_renew_days = Float(
+        30.0,
+        config=True,
+        help="""
+        Sign a new client certificate when the current one has fewer days left
+        than this (Magnum signs for its ``[x509] term_of_validity``, 5 years by
+        default).  A certificate the cluster refuses (its CA was rotated with
+        ``openstack coe ca rotate``) is replaced at once.
+        """,
+    )
+
+    kube_user = Unicode(
+        "magnum-spawner",
+        config=True,
+        help="""
+        The Kubernetes user name (certificate CN) of the hub on the cluster; the
+        certificate's group is ``system:masters``.
+        """,
+    )
+
+    # -- home: the same meaning as ZunSpawner's ---------------------------------
+
+    home_volume_size = Union(
+        [Integer(), Callable()],
+        default_value=1,
+        allow_none=True,
+        config=True,
+        help="""
+        Size in GiB of each user's home, a PersistentVolumeClaim mounted at
+        :attr:`home_mount_path` that keeps the user's files across restarts
+        (kept when the server stops).  0 or None: no claim, the home directory
+        is the pod's own and is lost at stop.  May be a callable taking the
+        spawner (it may be async).
+        """,
+    )
+
+    home_storage_class = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        StorageClass of the home claims.  Default: the cluster's default class
+        (on Magnum clusters, Cinder CSI: each claim is a Cinder volume).
+        """,
+    )
+
+    home_mount_path = Unicode(
+        "/home/jovyan",
+        config=True,
+        help="Where the home claim is mounted in the pod.",
+    )
+
+    delete_home_volume_on_delete = Bool(
+        False,
+        config=True,
+        help="""
+        Delete the user's home claim, with all the user's files, when the user
+        (or the named server) is deleted from the hub.  Off by default: the data
+        stays until an administrator removes it.
+        """,
+    )
+
+    # -- defaults that differ from KubeSpawner's ---------------------------------
+
+    @default("pvc_name_template")
+    def _default_pvc_name_template(self):
+        # one home per user, as ZunSpawner's home-{username}
+        return "home-{username}"
+
+    def _expand_user_properties(self, template, slug_scheme=None):
+        """KubeSpawner's expansion, with this package's collision-free
+        ``{username}``, ``{servername}`` and ``{user_server}`` (see .names)."""
+        if slug_scheme is None:
+            # (a slug_scheme is given only to look up pre-7 KubeSpawner names)
+            template = kube_names.fill(
+                template, kube_names.fields(self.user.name, self.name or "")
+            )
+        return super()._expand_user_properties(template, slug_scheme)
+
+    @default("storage_access_modes")
+    def _default_storage_access_modes(self):
+        return ["ReadWriteOnce"]
+
+    def __init__(self, **kwargs):
+        self._k8s_api = None
+        kubeconfig_files()
+        try:
+            super().__init__(**kwargs)
+        except ConfigException:
+            # No kubeconfig yet: the first start/poll/stop writes it, off the
+            # event loop, and loads it; the client is made on first use.
+            pass
+
+    # KubeSpawner sets ``self.api`` at the end of __init__; here it is made on
+    # first use, once the kubeconfig exists.
+    @property
+    def api(self):
+        if self._k8s_api is None:
+            self._k8s_api = shared_client("CoreV1Api")
+        return self._k8s_api
+
+    @api.setter
+    def api(self, value):
+        self._k8s_api = value
+
+    # -- the cluster --------------------------------------------------------------
+
+    def cloud_session(self):
+        return auth.get_cloud(
+            cloud=self.cloud,
+            auth=self.auth or None,
+            region_name=self.region_name,
+            interface=self.interface,
+            verify=self.verify if isinstance(self.verify, bool) else None,
+            cacert=self.verify if isinstance(self.verify, str) else None,
+        )
+
+    def cluster_link(self):
+        """The process's :class:`ClusterLink` (made by the first spawner to ask)."""
+        global _link
+        if _link is None:
+            _link = ClusterLink(
+                self.cloud_session, self.magnum_cluster,
+                identity=Identity(self.kube_user, (MASTERS,)),
+                ready_states=self.magnum_ready_states,
+                renew_before=datetime.timedelta(days=self.magnum_renew_days),
+                kubeconfig_dir=kubeconfig_files(),
+            )
+        return _link
+
+    def _not_ready(self, message, detail):
+        return SpawnException(
+            message, reason="cluster-not-ready", status_code=503, log_message=detail
+        )
+
+    async def ensure_cluster(self, force=None):
+        """Check the cluster, sign when due, and load the kubeconfig once."""
+        if not self.magnum_cluster:
+            raise self._not_ready(
+                "The hub has no cluster to start servers on; tell your administrator.",
+                "MagnumSpawner.magnum_cluster is not set",
+            )
+        link = self.cluster_link()
+        if link.cluster_ident != self.magnum_cluster:
+            raise self._not_ready(
+                "The hub is set up for two clusters at once; tell your administrator.",
+                f"this hub process uses cluster {link.cluster_ident}; "
+                f"{self._log_name} asks for {self.magnum_cluster}: one process "
+                "talks to one cluster",
+            )
+        try:
+            info = await link.ensure(force=force)
+        except ClusterNotReady as e:
+            raise self._not_ready(str(e), e.detail) from None
+        except (CloudConfigError, AuthenticationFailed) as e:
+            raise self._not_ready(
+                "The hub cannot log in to its cloud; tell your administrator.", str(e)
+            ) from None
+        except CloudError as e:
+            raise self._not_ready(
+                f"The course's cluster cannot be reached through Magnum ({e.detail}); "
+                "tell your administrator.", str(e),
+            ) from None
+        load_config(
+            host=self.k8s_api_host,
+            ssl_ca_cert=self.k8s_api_ssl_ca_cert,
+            verify_ssl=self.k8s_api_verify_ssl,
+        )
+        return info
+
+    # -- user options: the shared flavors and images, onto the pod -----------------
+
+    async def load_user_options(self):
+        """KubeSpawner's hook for ``user_options``: the shared flavor choice."""
+        await self.apply_flavor()
+        home = await self._call(self.home_volume_size)
+        pods.apply(self, home_gib=home)
+
+    # -- life cycle -------------------------------------------------------------
+
+    async def start(self):
+        await self.ensure_cluster()
+        try:
+            return await super().start()
+        except Exception as e:
+            if not _tls_failure(e):
+                raise
+            self.log.warning(
+                "%s: the cluster refused the hub's TLS (%s); signing again", self._log_name, e
+            )
+        await self.ensure_cluster(force="the cluster's API refused the hub's TLS")
+        return await super().start()
+
+    async def poll(self):
+        try:
+            await self.ensure_cluster()
+        except SpawnException as e:
+            # never report a server stopped because Magnum blipped
+            self.log.warning("Polling %s: %s; assuming it runs", self._log_name, e.log_message)
+            return None
+        return await super().poll()
+
+    async def stop(self, now=False):
+        await self.ensure_cluster()
+        return await super().stop(now=now)
+
+    async def delete_forever(self):
+        self.delete_pvc = self.delete_home_volume_on_delete
+        if self.delete_pvc:
+            await self.ensure_cluster()
+        return await super().delete_forever()
