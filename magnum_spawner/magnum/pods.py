@@ -36,22 +36,19 @@ def apply(spawner, *, home_gib):
     """
     spawner.mem_guarantee = spawner.mem_limit
     spawner.cpu_guarantee = spawner.cpu_limit
-    limits = dict(spawner.extra_resource_limits)
-    guarantees = dict(spawner.extra_resource_guarantees)
+    limits = _configured(spawner, "extra_resource_limits")
+    guarantees = _configured(spawner, "extra_resource_guarantees")
     disk = spawner.flavor_disk()
     if disk:
         limits[EPHEMERAL] = guarantees[EPHEMERAL] = f"{disk}Gi"
     spawner.extra_resource_limits = limits
     spawner.extra_resource_guarantees = guarantees
+    spawner.extra_labels = {**_configured(spawner, "extra_labels"), **flavor_labels(spawner)}
 
-    if not hasattr(spawner, "_configured_labels"):
-        spawner._configured_labels = dict(spawner.extra_labels)
-    spawner.extra_labels = {**spawner._configured_labels, **flavor_labels(spawner)}
-
-    volumes = dict(spawner.volumes)
-    mounts = dict(spawner.volume_mounts)
+    volumes = _configured(spawner, "volumes")
+    mounts = _configured(spawner, "volume_mounts")
+    spawner.storage_pvc_ensure = bool(home_gib)
     if home_gib:
-        spawner.storage_pvc_ensure = True
         spawner.storage_capacity = f"{int(home_gib)}Gi"
         spawner.storage_class = spawner.home_storage_class or None
         volumes[HOME_VOLUME] = {
@@ -59,12 +56,17 @@ def apply(spawner, *, home_gib):
             "persistentVolumeClaim": {"claimName": "{pvc_name}"},
         }
         mounts[HOME_VOLUME] = {"name": HOME_VOLUME, "mountPath": spawner.home_mount_path}
-    else:
-        spawner.storage_pvc_ensure = False
-        volumes.pop(HOME_VOLUME, None)
-        mounts.pop(HOME_VOLUME, None)
     spawner.volumes = volumes
     spawner.volume_mounts = mounts
+
+
+def _configured(spawner, trait):
+    """A copy of the operator's value of ``trait``, before any choice changed it
+    (a spawner starts many times, with other choices)."""
+    saved = spawner.__dict__.setdefault("_configured_traits", {})
+    if trait not in saved:
+        saved[trait] = getattr(spawner, trait)
+    return dict(saved[trait])
 
 
 def flavor_labels(spawner):

@@ -1,0 +1,233 @@
+"""MagnumSpawner: the shared flavors/images/home onto KubeSpawner's pod and PVC."""
+
+import re
+
+import pytest
+from jupyterhub import orm
+from jupyterhub.objects import Hub
+from jupyterhub.spawner import SpawnException
+from kubernetes_asyncio.client import ApiClient
+from traitlets.config import Config
+
+from magnum_spawner.magnum import MagnumSpawner, api
+from magnum_spawner.magnum import names as kube_names
+from magnum_spawner.magnum import spawner as magnum_spawner
+
+from .conftest import PASSWORD_AUTH
+from .fake_magnum import FakeMagnum
+from .helpers import FakeUser
+
+FLAVORS = {
+    "small": {"cpu": 0.5, "memory": 1024},
+    "standard": {"cpu": 1, "memory": 2048},
+    "big": {"cpu": 2, "memory": 4096, "disk": 20, "cpu_policy": "dedicated"},
+}
+K8S_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+@pytest.fixture(autouse=True)
+def fresh_link():
+    magnum_spawner.reset_link()
+    yield
+    magnum_spawner.reset_link()
+
+
+class KubeUser(FakeUser):
+    id = 7
+
+
+def make(username="alice", servername="", **config):
+    cfg = Config()
+    cfg.MagnumSpawner.auth = dict(PASSWORD_AUTH)
+    cfg.MagnumSpawner.magnum_cluster = "k8s"
+    cfg.MagnumSpawner.flavors = FLAVORS
+    for key, value in config.items():
+        setattr(cfg.MagnumSpawner, key, value)
+    return MagnumSpawner(
+        user=KubeUser(username),
+        hub=Hub(),
+        orm_spawner=orm.Spawner(name=servername, server=orm.Server(
+            proto="http", ip="", port=0, cookie_name="c", base_url=f"/user/{username}/",
+        )),
+        config=cfg,
+        api_token="hub-api-token-secret",
+        oauth_client_id=f"jupyterhub-user-{username}",
+    )
+
+
+async def pod_of(spawner, options=None):
+    spawner.user_options = options or {}
+    await spawner.load_user_options()
+    return await spawner.get_pod_manifest()
+
+
+def resources(pod):
+    res = pod.spec.containers[0].resources
+    return res.limits, res.requests
+
+
+async def test_flavor_sets_limits_and_requests():
+    pod = await pod_of(make(), {"flavor": "small"})
+    limits, requests = resources(pod)
+    assert limits == {"cpu": 0.5, "memory": 1024 * 2**20}
+    assert requests == limits
+    assert pod.metadata.labels["hub.jupyter.org/flavor"] == "small"
+
+
+async def test_default_flavor_and_disk_as_ephemeral_storage():
+    spawner = make()
+    limits, requests = resources(await pod_of(spawner))
+    assert limits == requests == {"cpu": 1.0, "memory": 2048 * 2**20}
+    limits, requests = resources(await pod_of(spawner, {"flavor": "big"}))
+    assert limits == requests == {
+        "cpu": 2.0, "memory": 4096 * 2**20, "ephemeral-storage": "20Gi"}
+    # the next choice does not keep the last one's disk or label
+    pod = await pod_of(spawner, {"flavor": "small"})
+    assert "ephemeral-storage" not in resources(pod)[0]
+    assert pod.metadata.labels["hub.jupyter.org/flavor"] == "small"
+
+
+async def test_image_choice_is_the_pod_image():
+    spawner = make(images={"quay.io/jupyter/scipy-notebook": "SciPy",
+                           "quay.io/jupyter/base-notebook": "Base"})
+    pod = await pod_of(spawner, {"image": "quay.io/jupyter/scipy-notebook"})
+    assert pod.spec.containers[0].image == "quay.io/jupyter/scipy-notebook"
+    assert spawner.user_options["image"] == "quay.io/jupyter/scipy-notebook"
+
+
+@pytest.mark.parametrize("options, status", [
+    ({"flavor": "huge"}, 400),
+    ({"flavor": ["small"]}, 400),
+    ({"color": "red"}, 400),
+])
+async def test_bad_options_are_400_before_any_cluster_call(options, status, cloud):
+    spawner = make()
+    spawner.user_options = options
+    with pytest.raises(SpawnException) as e:
+        await spawner.load_user_options()
+    assert e.value.status_code == status
+    assert cloud.m.request_history == []
+
+
+async def test_allowed_flavors_limit_the_choice():
+    spawner = make(allowed_flavors=["small"])
+    with pytest.raises(SpawnException, match="not available to you"):
+        await pod_of(spawner, {"flavor": "big"})
+
+
+async def test_options_form_lists_the_flavors():
+    spawner = make()
+    form = await spawner.options_form(spawner)
+    assert 'value="big"' in form and 'value="small"' in form
+
+
+async def test_home_claim_on_default_storage_class_mounted_at_home():
+    spawner = make(home_volume_size=5)
+    pod = await pod_of(spawner)
+    pvc = spawner.get_pvc_manifest()
+    assert spawner.storage_pvc_ensure
+    assert pvc.metadata.name == spawner.pvc_name == "home-alice"
+    assert pvc.spec.resources.requests == {"storage": "5Gi"}
+    # no class named: the cluster's default (Cinder CSI on Magnum clusters)
+    assert pvc.spec.storage_class_name is None
+    # as sent to the API server
+    sent = ApiClient().sanitize_for_serialization(pod)
+    volume = {v["name"]: v for v in sent["spec"]["volumes"]}["home"]
+    assert volume["persistentVolumeClaim"] == {"claimName": "home-alice"}
+    mount = {m["name"]: m for m in sent["spec"]["containers"][0]["volumeMounts"]}["home"]
+    assert mount["mountPath"] == "/home/jovyan"
+
+
+async def test_home_storage_class_and_no_home():
+    spawner = make(home_volume_size=2, home_storage_class="csi-cinder-ssd")
+    await pod_of(spawner)
+    assert spawner.get_pvc_manifest().spec.storage_class_name == "csi-cinder-ssd"
+    spawner = make(home_volume_size=0)
+    pod = await pod_of(spawner)
+    assert not spawner.storage_pvc_ensure
+    assert "home" not in {v.name for v in pod.spec.volumes or []}
+
+
+class FakeCoreV1:
+    def __init__(self):
+        self.deleted = []
+
+    async def delete_namespaced_persistent_volume_claim(self, name, namespace):
+        self.deleted.append((namespace, name))
+
+
+@pytest.mark.parametrize("flag", [False, True])
+async def test_delete_forever_deletes_home_only_when_asked(flag, monkeypatch):
+    spawner = make(delete_home_volume_on_delete=flag)
+    fake = spawner.api = FakeCoreV1()
+
+    async def ready(force=None):
+        return None
+
+    monkeypatch.setattr(spawner, "ensure_cluster", ready)
+    await spawner.delete_forever()
+    assert fake.deleted == ([("default", "home-alice")] if flag else [])
+
+
+async def test_named_server_keeps_the_users_shared_home(monkeypatch):
+    spawner = make(servername="gpu", delete_home_volume_on_delete=True)
+    fake = spawner.api = FakeCoreV1()
+
+    async def ready(force=None):
+        return None
+
+    monkeypatch.setattr(spawner, "ensure_cluster", ready)
+    await spawner.delete_forever()
+    assert fake.deleted == []
+
+
+@pytest.mark.parametrize("pairs", [
+    [("alice", ""), ("alice", "gpu"), ("alice--gpu", ""), ("Alice", "")],
+    [("ελένη", ""), ("ελένα", ""), ("a.b", ""), ("a_b", ""), ("a-b", "")],
+    [("x" * 80, ""), ("x" * 80 + "y", ""), ("user@example.org", "s1")],
+])
+def test_pod_and_claim_names_valid_and_distinct(pairs):
+    pods, claims = set(), set()
+    for user, server in pairs:
+        spawner = make(user, server, pvc_name_template="home-{user_server}")
+        assert K8S_NAME.fullmatch(spawner.pod_name), spawner.pod_name
+        assert K8S_NAME.fullmatch(spawner.pvc_name), spawner.pvc_name
+        pods.add(spawner.pod_name)
+        claims.add(spawner.pvc_name)
+    assert len(pods) == len(claims) == len(pairs)
+
+
+def test_plain_names_stay_readable():
+    assert kube_names.fields("alice", "gpu")["user_server"] == "alice--gpu"
+    assert make("bob").pod_name == "jupyter-bob"
+
+
+async def test_not_ready_cluster_is_the_spawn_page_message(cloud):
+    api.reset_connections()
+    magnum = FakeMagnum(cloud)
+    magnum.cluster["status"] = "UPDATE_FAILED"
+    magnum.cluster["status_reason"] = "Timed out waiting for nodes"
+    spawner = make()
+    with pytest.raises(SpawnException) as e:
+        await spawner.start()
+    message = e.value.message
+    assert "the course's cluster is not ready" in message.lower()
+    assert "UPDATE_FAILED" in message and "Timed out waiting for nodes" in message
+    assert e.value.status_code == 503
+    api.reset_connections()
+
+
+async def test_poll_during_magnum_outage_assumes_running(cloud):
+    api.reset_connections()
+    magnum = FakeMagnum(cloud)
+    magnum.cluster = (503, {"errors": [{"title": "Service Unavailable",
+                                        "detail": "", "status": 503}]})
+    spawner = make()
+    assert await spawner.poll() is None
+    api.reset_connections()
+
+
+def test_entry_point():
+    from importlib.metadata import entry_points
+    found = {e.name: e for e in entry_points(group="jupyterhub.spawners")}
+    assert found["magnum"].load() is MagnumSpawner
