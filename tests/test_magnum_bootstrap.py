@@ -11,8 +11,8 @@ from cryptography.x509.oid import NameOID
 from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.config import kube_config
 
-from magnum_spawner import auth
-from magnum_spawner.errors import NotFound
+from magnum_spawner.common.cloud import get_cloud
+from magnum_spawner.common.errors import NotFound
 from magnum_spawner.magnum import api, credentials
 from magnum_spawner.magnum.cluster import ClusterLink, ClusterNotReady, Identity
 
@@ -24,13 +24,11 @@ HUB = Identity("magnum-spawner", ("system:masters",))
 
 @pytest.fixture
 def magnum(cloud):
-    api.reset_connections()
-    yield FakeMagnum(cloud)
-    api.reset_connections()
+    return FakeMagnum(cloud)
 
 
 def session():
-    return auth.get_cloud(auth=PASSWORD_AUTH)
+    return get_cloud(auth=PASSWORD_AUTH)
 
 
 @pytest.fixture
@@ -160,9 +158,12 @@ async def test_kubeconfig_is_private_and_loadable(link):
 def test_kubeconfig_dir_is_removed_at_exit(tmp_path):
     import subprocess
     import sys
+    # the module alone (the package's import of JupyterHub takes seconds)
     code = (
-        "from magnum_spawner.magnum.credentials import KubeconfigDir\n"
-        f"d = KubeconfigDir(parent={str(tmp_path)!r})\n"
+        "import importlib.util as u\n"
+        f"s = u.spec_from_file_location('c', {credentials.__file__!r})\n"
+        "m = u.module_from_spec(s); s.loader.exec_module(m)\n"
+        f"d = m.KubeconfigDir(parent={str(tmp_path)!r})\n"
         "d.write(server='https://h:6443', ca_pem='ca', cert_pem='c', key_text='k',"
         " cluster_name='k8s')\n"
         "print(d.path)\n"

@@ -9,7 +9,7 @@ from jupyterhub.spawner import SpawnException
 from kubernetes_asyncio.client import ApiClient
 from traitlets.config import Config
 
-from magnum_spawner.magnum import MagnumSpawner, api
+from magnum_spawner.magnum import MagnumSpawner
 from magnum_spawner.magnum import names as kube_names
 from magnum_spawner.magnum import spawner as magnum_spawner
 
@@ -203,7 +203,6 @@ def test_plain_names_stay_readable():
 
 
 async def test_not_ready_cluster_is_the_spawn_page_message(cloud):
-    api.reset_connections()
     magnum = FakeMagnum(cloud)
     magnum.cluster["status"] = "UPDATE_FAILED"
     magnum.cluster["status_reason"] = "Timed out waiting for nodes"
@@ -214,17 +213,14 @@ async def test_not_ready_cluster_is_the_spawn_page_message(cloud):
     assert "the course's cluster is not ready" in message.lower()
     assert "UPDATE_FAILED" in message and "Timed out waiting for nodes" in message
     assert e.value.status_code == 503
-    api.reset_connections()
 
 
 async def test_poll_during_magnum_outage_assumes_running(cloud):
-    api.reset_connections()
     magnum = FakeMagnum(cloud)
     magnum.cluster = (503, {"errors": [{"title": "Service Unavailable",
                                         "detail": "", "status": 503}]})
     spawner = make()
     assert await spawner.poll() is None
-    api.reset_connections()
 
 
 def test_entry_point():

@@ -123,6 +123,7 @@ _SERVICES = {
     "neutron": ("'network'", "Neutron"),
     "nova": ("'compute'", "Nova"),
     "keystone": ("'identity'", "Keystone"),
+    "magnum": ("'container-infra'", "Magnum"),
 }
 
 

@@ -9,43 +9,17 @@ that Magnum never sends, and the message a user sees must name the reason.
 Every function here blocks; callers run them with ``asyncio.to_thread``.
 """
 
-import threading
-
 from keystoneauth1 import exceptions as ks_exc
 
-from ..errors import CloudError, Unreachable, error_for_status
+from ..common.errors import error_for_status, from_keystoneauth
 
 SERVICE = "magnum"
-#: Magnum's catalog entry (python-magnumclient and openstacksdk use the same).
-SERVICE_TYPE = "container-infra"
-
-_lock = threading.Lock()
-_connections = {}
-
-
-def reset_connections():
-    """Forget the connections made so far (tests, reconfiguration)."""
-    with _lock:
-        _connections.clear()
 
 
 def _proxy(cloud):
-    """The ``container_infrastructure_management`` proxy on ``cloud``'s session."""
-    from openstack import connection
-
-    key = id(cloud.session)
-    with _lock:
-        conn = _connections.get(key)
-        if conn is None:
-            kwargs = {}
-            if cloud.region_name:
-                kwargs["region_name"] = cloud.region_name
-            if cloud.interface:
-                kwargs["interface"] = cloud.interface
-            conn = _connections[key] = connection.Connection(
-                session=cloud.session, **kwargs
-            )
-    return conn.container_infrastructure_management
+    """The ``container_infrastructure_management`` proxy of the cloud context's
+    Connection (Magnum's ``container-infra`` catalog entry)."""
+    return cloud.connection().container_infrastructure_management
 
 
 def _detail(response):
@@ -64,19 +38,8 @@ def _detail(response):
 def _call(cloud, method, path, **kwargs):
     try:
         response = _proxy(cloud).request(path, method, raise_exc=False, **kwargs)
-    except ks_exc.EndpointNotFound:
-        raise Unreachable(
-            f"no {SERVICE_TYPE!r} (Magnum) endpoint in the Keystone catalog for "
-            "this region and interface (is Magnum installed on this cloud?)",
-            service=SERVICE,
-        ) from None
-    except ks_exc.Unauthorized as e:
-        raise error_for_status(401, f"Keystone refused the credentials ({e})",
-                               service="keystone") from None
-    except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError) as e:
-        raise Unreachable(f"cannot reach the Magnum API: {e}", service=SERVICE) from None
     except ks_exc.ClientException as e:
-        raise CloudError(f"request failed: {e}", service=SERVICE) from None
+        raise from_keystoneauth(e, SERVICE) from None
     if response.status_code >= 400:
         raise error_for_status(
             response.status_code, _detail(response),

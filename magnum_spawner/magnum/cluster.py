@@ -161,9 +161,9 @@ class Identity:
 class ClusterLink:
     """The hub's link to its Magnum cluster; one per process (see module doc)."""
 
-    def __init__(self, cloud_session, cluster, *, identity, ready_states=READY_STATES,
+    def __init__(self, cloud_context, cluster, *, identity, ready_states=READY_STATES,
                  renew_before=datetime.timedelta(days=30), kubeconfig_dir=None):
-        self._cloud_session = cloud_session
+        self._cloud_context = cloud_context
         self.cluster_ident = cluster
         self.identity = identity
         self.ready_states = tuple(ready_states)
@@ -182,7 +182,7 @@ class ClusterLink:
         return self.cert is not None
 
     async def _to_thread(self, fn, *args):
-        return await asyncio.to_thread(fn, self._cloud_session(), *args)
+        return await asyncio.to_thread(fn, self._cloud_context(), *args)
 
     async def check(self):
         """Read the cluster from Magnum; its :class:`ClusterInfo` or ClusterNotReady."""

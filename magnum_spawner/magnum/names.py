@@ -1,4 +1,4 @@
-"""Kubernetes object names without collisions, by the scheme of ``..names``.
+"""Kubernetes object names without collisions, by the scheme of ``..common.names``.
 
 Kubernetes names (DNS labels) allow fewer characters than Zun's: ``[a-z0-9-]``,
 no ``.`` or ``_``.  The scheme is the same: a *plain* slug is the text itself
@@ -6,12 +6,12 @@ when it is already made of those, has no ``--`` and fits; anything else is the
 safe characters left, ``---`` and 65 bits of the text's SHA-256.  Joined with
 ``--``, two different (user, server) pairs never give one name.
 KubeSpawner's own ``safe`` slugs carry a 32-bit hash, which collided between
-two Greek user names on the Zun side (see ``..names``).
+two Greek user names on the Zun side (see ``..common.names``).
 """
 
 import re
 
-from ..names import _HASH_LEN, _hash
+from ..common.names import _HASH_LEN, _hash
 
 _PLAIN_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _UNSAFE_RE = re.compile(r"[^a-z0-9]+")

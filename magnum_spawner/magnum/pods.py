@@ -21,29 +21,27 @@ What the flavor means on Zun and on Kubernetes:
 
 import re
 
-from ..flavors import LABEL_FLAVOR, LABEL_IMAGE
 
 EPHEMERAL = "ephemeral-storage"
 HOME_VOLUME = "home"
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
 
 
-def apply(spawner, *, home_gib):
+def apply(spawner, choice, *, home_gib):
     """Set ``spawner``'s KubeSpawner traits from its chosen flavor and home size.
 
-    Call after ``apply_flavor()`` (which sets ``image``, ``mem_limit`` and
-    ``cpu_limit``).  Requests equal limits (see the module doc).
+    ``choice`` is what ``apply_flavor()`` returned (it has set ``mem_limit``
+    and ``cpu_limit``).  Requests equal limits (see the module doc).
     """
     spawner.mem_guarantee = spawner.mem_limit
     spawner.cpu_guarantee = spawner.cpu_limit
     limits = _configured(spawner, "extra_resource_limits")
     guarantees = _configured(spawner, "extra_resource_guarantees")
-    disk = spawner.flavor_disk()
-    if disk:
-        limits[EPHEMERAL] = guarantees[EPHEMERAL] = f"{disk}Gi"
+    if choice.disk:
+        limits[EPHEMERAL] = guarantees[EPHEMERAL] = f"{choice.disk}Gi"
     spawner.extra_resource_limits = limits
     spawner.extra_resource_guarantees = guarantees
-    spawner.extra_labels = {**_configured(spawner, "extra_labels"), **flavor_labels(spawner)}
+    spawner.extra_labels = {**_configured(spawner, "extra_labels"), **label_values(choice.labels)}
 
     volumes = _configured(spawner, "volumes")
     mounts = _configured(spawner, "volume_mounts")
@@ -69,12 +67,8 @@ def _configured(spawner, trait):
     return dict(saved[trait])
 
 
-def flavor_labels(spawner):
-    """``hub.jupyter.org/flavor`` and ``/image``, as on Zun containers; a label value
-    is at most 63 characters of ``[A-Za-z0-9_.-]``, so an image reference (with
-    ``/`` and ``:``) is kept only in ``user_options`` and the state."""
-    labels = {}
-    for key, value in ((LABEL_FLAVOR, spawner.flavor_name), (LABEL_IMAGE, spawner.image_name)):
-        if value and _LABEL_VALUE.fullmatch(value):
-            labels[key] = value
-    return labels
+def label_values(labels):
+    """The choice's labels (``hub.jupyter.org/flavor``, ``/image``) that Kubernetes
+    takes: a value is at most 63 characters of ``[A-Za-z0-9_.-]``, so an image
+    reference (with ``/`` and ``:``) is kept only in ``user_options`` and the state."""
+    return {k: v for k, v in labels.items() if _LABEL_VALUE.fullmatch(v)}

@@ -22,10 +22,9 @@ from kubespawner import KubeSpawner
 from kubespawner.clients import load_config, shared_client
 from traitlets import Bool, Callable, Float, Integer, List, Unicode, Union, default
 
-from .. import auth
-from ..errors import AuthenticationFailed, CloudConfigError, CloudError
-from ..flavors import FlavorMixin
-from ..spawner import ZunSpawner
+from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError
+from ..common.flavors import FlavorMixin
+from ..zun.spawner import ZunSpawner
 from . import names as kube_names
 from . import pods
 from .cluster import (
@@ -93,8 +92,6 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
     interface = _same(ZunSpawner, "interface")
     verify = _same(ZunSpawner, "verify")
     image = _same(ZunSpawner, "image")
-    # FlavorMixin's extra_labels() (Zun labels) must not hide KubeSpawner's trait
-    extra_labels = _same(KubeSpawner, "extra_labels")
 
     magnum_cluster = Unicode(
         None,
@@ -232,22 +229,15 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
 
     # -- the cluster --------------------------------------------------------------
 
-    def cloud_session(self):
-        return auth.get_cloud(
-            cloud=self.cloud,
-            auth=self.auth or None,
-            region_name=self.region_name,
-            interface=self.interface,
-            verify=self.verify if isinstance(self.verify, bool) else None,
-            cacert=self.verify if isinstance(self.verify, str) else None,
-        )
+    # the same settings give the same context: one session, one Connection
+    cloud_context = ZunSpawner.cloud_context
 
     def cluster_link(self):
         """The process's :class:`ClusterLink` (made by the first spawner to ask)."""
         global _link
         if _link is None:
             _link = ClusterLink(
-                self.cloud_session, self.magnum_cluster,
+                self.cloud_context, self.magnum_cluster,
                 identity=Identity(self.kube_user, (MASTERS,)),
                 ready_states=self.magnum_ready_states,
                 renew_before=datetime.timedelta(days=self.magnum_renew_days),
@@ -299,9 +289,17 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
 
     async def load_user_options(self):
         """KubeSpawner's hook for ``user_options``: the shared flavor choice."""
-        await self.apply_flavor()
-        home = await self._call(self.home_volume_size)
-        pods.apply(self, home_gib=home)
+        choice = self._choice = await self.apply_flavor()
+        home = await self.resolve(self.home_volume_size)
+        pods.apply(self, choice, home_gib=home)
+
+    async def get_pod_manifest(self):
+        pod = await super().get_pod_manifest()
+        # the chosen image; ``image`` stays the operator's (the form's default)
+        chosen = getattr(self, "_choice", None)
+        if chosen is not None and chosen.image:
+            pod.spec.containers[0].image = chosen.image
+        return pod
 
     # -- life cycle -------------------------------------------------------------
 
