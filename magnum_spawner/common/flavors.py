@@ -145,6 +145,7 @@ class FlavorMixin(Host):
 
     flavor_name = Unicode(None, allow_none=True, help="The flavor of this server.")
     image_name = Unicode(None, allow_none=True, help="The image of this server.")
+    state_fields = ({"flavor": "flavor_name"}, {"image": "image_name"})
 
     @default("flavors")
     def _default_flavors(self):
@@ -171,62 +172,46 @@ class FlavorMixin(Host):
     def _config_error(self, trait, error):
         return TraitError(f"{type(self).__name__}.{trait}: {error}")
 
+    def _check_default(self, kind, chosen, table):
+        """A TraitError when the default ``kind`` is not one of ``table``."""
+        names = list(table) + (list(self.flavors_from_nova) if kind == "flavor" else [])
+        if chosen is not None and chosen not in names:
+            raise self._config_error(
+                f"default_{kind}",
+                f"{chosen!r} is not one of the {kind}s ({', '.join(names) or 'none'})",
+            )
+
+    def _check_table(self, kind, table, parse):
+        """Parse the ``kind`` table now, and keep the configured default on it."""
+        try:
+            parse(table)
+        except ValueError as e:
+            raise self._config_error(f"{kind}s", e) from None
+        self._check_default(kind, self._trait_values.get(f"default_{kind}"), table)
+
     @validate("flavors")
     def _validate_flavors(self, proposal):
-        value = proposal["value"]
-        if isinstance(value, dict):
-            try:
-                parsed = parse_flavors(value)
-            except ValueError as e:
-                raise self._config_error("flavors", e) from None
-            chosen = self._trait_values.get("default_flavor")
-            if chosen and chosen not in parsed and chosen not in self.flavors_from_nova:
-                raise self._config_error(
-                    "default_flavor", f"{chosen!r} is not one of the flavors"
-                )
-        return value
+        if isinstance(proposal["value"], dict):
+            self._check_table("flavor", proposal["value"], parse_flavors)
+        return proposal["value"]
 
     @validate("default_flavor")
     def _validate_default_flavor(self, proposal):
-        value = proposal["value"]
-        table = self.flavors
-        if (
-            value is not None
-            and isinstance(table, dict)
-            and value not in table
-            and value not in self.flavors_from_nova
-        ):
-            names = ", ".join(list(table) + list(self.flavors_from_nova)) or "none"
-            raise self._config_error(
-                "default_flavor", f"{value!r} is not one of the flavors ({names})"
-            )
-        return value
+        if isinstance(self.flavors, dict):
+            self._check_default("flavor", proposal["value"], self.flavors)
+        return proposal["value"]
 
     @validate("images")
     def _validate_images(self, proposal):
-        value = proposal["value"]
-        if isinstance(value, (dict, list)):
-            try:
-                parsed = parse_images(value)
-            except ValueError as e:
-                raise self._config_error("images", e) from None
-            chosen = self._trait_values.get("default_image")
-            if chosen and chosen not in parsed:
-                raise self._config_error(
-                    "default_image", f"{chosen!r} is not one of the images"
-                )
-        return value
+        if isinstance(proposal["value"], (dict, list)):
+            self._check_table("image", proposal["value"], parse_images)
+        return proposal["value"]
 
     @validate("default_image")
     def _validate_default_image(self, proposal):
-        value = proposal["value"]
-        table = self.images
-        if value is not None and isinstance(table, (dict, list)) and value not in table:
-            names = ", ".join(table) or "none"
-            raise self._config_error(
-                "default_image", f"{value!r} is not one of the images ({names})"
-            )
-        return value
+        if isinstance(self.images, (dict, list)):
+            self._check_default("image", proposal["value"], self.images)
+        return proposal["value"]
 
     # -- what this user may choose ---------------------------------------------
 
@@ -394,23 +379,3 @@ class FlavorMixin(Host):
                         name, trait, name, trait,
                     )
                     return
-
-    # -- state ----------------------------------------------------------------
-
-    def get_state(self):
-        state = super().get_state()
-        if self.flavor_name:
-            state["flavor"] = self.flavor_name
-        if self.image_name:
-            state["image"] = self.image_name
-        return state
-
-    def load_state(self, state):
-        super().load_state(state)
-        self.flavor_name = state.get("flavor")
-        self.image_name = state.get("image")
-
-    def clear_state(self):
-        super().clear_state()
-        self.flavor_name = None
-        self.image_name = None

@@ -111,10 +111,38 @@ class Host(Configurable):
         """,
     )
 
+    #: What a class keeps in the spawner's state (the hub's database): groups of
+    #: ``{state key: attribute}``, each saved when its first attribute is set and
+    #: cleared together.  Every class in the MRO may declare its own.
+    state_fields = ()
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._events = []
         self._event_signal = None
+
+    def _state_groups(self):
+        for cls in type(self).__mro__:
+            yield from cls.__dict__.get("state_fields", ())
+
+    def get_state(self):
+        state = super().get_state()
+        for group in self._state_groups():
+            if getattr(self, next(iter(group.values()))):
+                state.update({key: getattr(self, attr) for key, attr in group.items()})
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        for group in self._state_groups():
+            for key, attr in group.items():
+                setattr(self, attr, state.get(key))
+
+    def clear_state(self):
+        super().clear_state()
+        for group in self._state_groups():
+            for attr in group.values():
+                setattr(self, attr, None)
 
     def cloud_context(self):
         """The hub's shared :class:`~.cloud.CloudContext` for these settings."""

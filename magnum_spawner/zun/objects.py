@@ -7,6 +7,7 @@ import base64
 import fnmatch
 import re
 
+from ..common.catalog import memory_mib
 from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_SERVER, LABEL_USER, MANAGED_BY
 
 #: Environment variables whose values are secrets, whatever set them: JupyterHub's
@@ -56,14 +57,10 @@ def is_ours(container, labels):
 def build_container(
     *,
     name,
-    image,
+    choice,
     command,
     environment,
     labels,
-    memory_mib=None,
-    cpu=None,
-    cpu_policy=None,
-    disk_gib=None,
     network=None,
     security_groups=None,
     exposed_ports=None,
@@ -73,37 +70,33 @@ def build_container(
     mounts=None,
     workdir=None,
 ):
-    """The JSON body of ``POST /v1/containers`` (microversion 1.28 or later)."""
+    """The JSON body of ``POST /v1/containers`` (microversion 1.28 or later).
+
+    ``choice`` is the user's :class:`~magnum_spawner.common.choice.Choice`: the
+    image, the sizes and the labels that record it.
+    """
     body = {
         "name": name,
-        "image": image,
+        "image": choice.image,
         "command": list(command),
         "environment": {k: str(v) for k, v in environment.items()},
-        "labels": dict(labels),
+        "labels": {**labels, **choice.labels},
         "restart_policy": restart_policy(restart),
     }
-    if memory_mib is not None:
-        body["memory"] = str(int(memory_mib))
-    if cpu is not None:
-        body["cpu"] = float(cpu)
-    if cpu_policy:
-        body["cpu_policy"] = cpu_policy
-    if disk_gib:
-        body["disk"] = int(disk_gib)
-    if network:
-        body["nets"] = [{"network": network}]
-    if security_groups:
-        body["security_groups"] = list(security_groups)
-    if exposed_ports:
-        body["exposed_ports"] = dict(exposed_ports)
-    if availability_zone:
-        body["availability_zone"] = availability_zone
-    if hints:
-        body["hints"] = dict(hints)
-    if mounts:
-        body["mounts"] = [dict(m) for m in mounts]
-    if workdir:
-        body["workdir"] = workdir
+    optional = {
+        "memory": None if choice.mem_limit is None else str(memory_mib(choice.mem_limit)),
+        "cpu": None if choice.cpu_limit is None else float(choice.cpu_limit),
+        "cpu_policy": choice.cpu_policy or None,
+        "disk": int(choice.disk) if choice.disk else None,
+        "nets": [{"network": network}] if network else None,
+        "security_groups": list(security_groups) if security_groups else None,
+        "exposed_ports": dict(exposed_ports) if exposed_ports else None,
+        "availability_zone": availability_zone or None,
+        "hints": dict(hints) if hints else None,
+        "mounts": [dict(m) for m in mounts] if mounts else None,
+        "workdir": workdir or None,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
     return body
 
 

@@ -250,6 +250,8 @@ class ReachabilityMixin(Host):
 
     floating_ip_id = None
     floating_ip_address = None
+    state_fields = ({"floating_ip_id": "floating_ip_id",
+                     "floating_ip_address": "floating_ip_address"},)
 
     @property
     def neutron(self):
@@ -271,25 +273,6 @@ class ReachabilityMixin(Host):
                 "ZunSpawner.security_groups, not both: set one of them",
             )
         return exposed_ports_body(self.exposed_ports) or None
-
-    # -- state ------------------------------------------------------------------
-
-    def get_state(self):
-        state = super().get_state()
-        if self.floating_ip_id:
-            state["floating_ip_id"] = self.floating_ip_id
-            state["floating_ip_address"] = self.floating_ip_address
-        return state
-
-    def load_state(self, state):
-        super().load_state(state)
-        self.floating_ip_id = state.get("floating_ip_id")
-        self.floating_ip_address = state.get("floating_ip_address")
-
-    def clear_state(self):
-        super().clear_state()
-        self.floating_ip_id = None
-        self.floating_ip_address = None
 
     # -- steps ------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from traitlets import Unicode
 from . import objects
 from . import progress as steps
 from ..common import names
-from ..common.catalog import memory_mib
 from ..common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
 from ..common.flavors import FlavorMixin
 from ..common.waiting import wait_until
@@ -37,6 +36,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
 
     container_id = Unicode(None, allow_none=True)
     container_name_in_state = Unicode(None, allow_none=True)
+    state_fields = ({"container_id": "container_id", "container_name": "container_name_in_state"},)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -85,23 +85,6 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
 
     # -- lifecycle ------------------------------------------------------------
 
-    def get_state(self):
-        state = super().get_state()
-        if self.container_id:
-            state["container_id"] = self.container_id
-            state["container_name"] = self.container_name_in_state
-        return state
-
-    def load_state(self, state):
-        super().load_state(state)
-        self.container_id = state.get("container_id")
-        self.container_name_in_state = state.get("container_name")
-
-    def clear_state(self):
-        super().clear_state()
-        self.container_id = None
-        self.container_name_in_state = None
-
     async def _remove_leftovers(self, name, strict=True):
         """Delete this server's old containers with ``name`` (never another hub's).
 
@@ -134,7 +117,6 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
         """The create body for container ``name`` running the user's ``choice``."""
         labels = dict(await self.resolve(self.labels) or {})
         labels.update(self.own_labels)
-        labels.update(choice.labels)
         # Secrets go in as files: Zun shows a container's environment to every
         # member of the project.
         environment, secrets = objects.split_secrets(
@@ -151,14 +133,10 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
             ) from None
         return objects.build_container(
             name=name,
-            image=choice.image,
+            choice=choice,
             command=command,
             environment=environment,
             labels=labels,
-            memory_mib=memory_mib(choice.mem_limit),
-            cpu=choice.cpu_limit,
-            cpu_policy=choice.cpu_policy,
-            disk_gib=choice.disk,
             network=self.network,
             security_groups=self.security_groups,
             exposed_ports=self.exposed_ports_for_body(),
