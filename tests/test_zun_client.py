@@ -1,6 +1,7 @@
 """The Zun REST adapter against recorded Zun answers."""
 
 import asyncio
+import json
 import threading
 import time
 
@@ -184,3 +185,17 @@ async def test_the_event_loop_keeps_running_during_a_slow_call(cloud, client):
     assert ticks > 10  # the loop ran other work while the request was in flight
     release.set()
     assert (await call)["uuid"] == CONTAINER_UUID
+
+
+@pytest.mark.parametrize("text", [
+    '{"containers": [{"uuid": "a", "x": [1, {"y": "]"}]}, {"uuid": "b"}], "next": "n"}',
+    '{ "next" : null ,\n "containers" : [ ] }',
+    '{"next": "http://z/v1/containers?marker=b", "containers": [{"uuid": "b", "s": "}"}]}',
+])
+def test_a_page_parsed_container_by_container_equals_json_loads(text):
+    from magnum_spawner.zun import parse_page
+    whole = json.loads(text)
+    kept, nxt = parse_page(text, lambda c: c)
+    assert [c for c, _ in kept] == whole["containers"]
+    assert [u for _, u in kept] == [c["uuid"] for c in whole["containers"]]
+    assert nxt == whole["next"]

@@ -16,7 +16,7 @@ import warnings
 import weakref
 
 from ..common.errors import CloudError
-from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, MANAGED_BY
+from ..common.names import MANAGED_BY
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,7 @@ class OrphanReconciler:
         now = loop.time()
         ours = [
             r for r in records
-            if r["labels"].get(LABEL_HUB) == self.hub_id
-            and r["labels"].get(LABEL_MANAGED_BY) == MANAGED_BY
+            if r["hub"] == self.hub_id and r["managed_by"] == MANAGED_BY
             and r["status"] != "Deleting"
         ]
         owned = self._owned_here()

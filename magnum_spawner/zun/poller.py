@@ -25,7 +25,7 @@ import logging
 import random
 
 from ..common.errors import CloudError
-from ..common.names import LABEL_HUB, LABEL_PREFIX
+from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_SERVER, LABEL_USER
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +50,16 @@ QUIET = "quiet"  # not listed as needing action since it was created
 def slim(container, hub_id):
     """The few fields ``poll()`` and the reconcile read; None if not this hub's.
 
-    Strings and None only (plus a tuple of addresses): such records are not
-    tracked by the garbage collector, whatever their number.
+    Strings and None only, so the garbage collector does not track the record:
+    however many there are, they never reach the old generation whose growth
+    sets off full (hub-wide, stalling) collections.  The hub's labels are
+    flattened (``hub``, ``user``, ``server``, ``managed_by``) and ``addresses``
+    is ``"network=address ..."``.
     """
     labels = container.get("labels") or {}
     if labels.get(LABEL_HUB) != hub_id:
         return None
-    policy = container.get("restart_policy") or {}
-    addresses = {}
-    for net, entries in (container.get("addresses") or {}).items():
-        addresses[net] = tuple(
-            {"addr": e.get("addr"), "version": e.get("version", 4)} for e in entries or ()
-        )
+    policy = container.get("restart_policy")
     return {
         "uuid": container.get("uuid"),
         "name": container.get("name"),
@@ -71,8 +69,15 @@ def slim(container, hub_id):
         "task_state": container.get("task_state"),
         "created_at": container.get("created_at"),
         "restart_policy": policy.get("Name") if isinstance(policy, dict) else None,
-        "labels": {k: v for k, v in labels.items() if k.startswith(LABEL_PREFIX)},
-        "addresses": addresses,
+        "hub": labels.get(LABEL_HUB),
+        "user": labels.get(LABEL_USER),
+        "server": labels.get(LABEL_SERVER),
+        "managed_by": labels.get(LABEL_MANAGED_BY),
+        "addresses": " ".join(
+            f"{net}={e.get('addr')}"
+            for net, entries in (container.get("addresses") or {}).items()
+            for e in entries or ()
+        ),
     }
 
 
