@@ -58,7 +58,7 @@ demo-down:
 	devstack/local-cloud down
 
 bench: venv
-	$(PY) benchmarks/poller_vs_per_user_get.py
+	$(PY) benchmarks/poller_at_scale.py
 
 clean:
 	-devstack/local-cloud down

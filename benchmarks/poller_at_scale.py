@@ -37,9 +37,10 @@ import urllib.request
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from magnum_spawner import auth, spawner as spawner_mod  # noqa: E402
-from magnum_spawner.objects import LABEL_HUB  # noqa: E402
-from magnum_spawner.poller import HubPoller  # noqa: E402
+from magnum_spawner.common import cloud as cloud_context  # noqa: E402
+from magnum_spawner.common.names import LABEL_HUB  # noqa: E402
+from magnum_spawner.zun.poller import HubPoller  # noqa: E402
+from magnum_spawner.zun.spawner import ZunSpawner  # noqa: E402
 from tests.conftest import PASSWORD_AUTH  # noqa: E402
 from tests.helpers import make_spawner  # noqa: E402
 
@@ -319,7 +320,7 @@ def main():
 
     print(f"interval {INTERVAL:g} s, full list every {FULL_INTERVAL:g} s; "
           f"{STOPPED_SHARE:.1%} of servers Stopped; "
-          f"{spawner_mod.ZunSpawner.api_workers.default_value} API threads; "
+          f"{ZunSpawner.api_workers.default_value} API threads; "
           f"Python {sys.version.split()[0]}")
     print(f"idle event loop on this machine right now: worst lag "
           f"{asyncio.run(idle_lag()) * 1000:.1f} ms over 2 s")
@@ -333,8 +334,7 @@ def main():
     cloud = FakeCloud()
     try:
         for n in args.sizes:
-            auth.reset_cache()
-            spawner_mod._clients.clear()
+            cloud_context.reset()
             cloud.populate(n)
             from benchmarks.fake_zun_server import uuid_of
             spawners = make_spawners(n, cloud.base, args.hub_id, uuid_of)

@@ -15,8 +15,9 @@ import threading
 import time
 import uuid as uuidlib
 
-from magnum_spawner import objects
-from magnum_spawner.errors import CloudError
+from magnum_spawner.common import names
+from magnum_spawner.common.errors import CloudError
+from magnum_spawner.zun import objects
 from tests.helpers import make_spawner
 
 IMAGE = "quay.io/jupyter/base-notebook"
@@ -57,7 +58,7 @@ class CloudCounter:
 def body(name, hub_id, memory):
     return objects.build_container(
         name=name, image=IMAGE, command=["sleep", "7200"], environment={},
-        labels=objects.hub_labels(hub_id, name, ""), memory_mib=memory, cpu=0.1,
+        labels=names.hub_labels(hub_id, name, ""), memory_mib=memory, cpu=0.1,
     )
 
 

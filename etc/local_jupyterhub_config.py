@@ -66,3 +66,4 @@ c.ZunSpawner.http_timeout = 60
 # Poll often: the demo and the tests want to see a dead server quickly.
 c.ZunSpawner.poll_interval = 5
 c.ZunSpawner.hub_poll_interval = 2
+c.ZunSpawner.hub_full_poll_interval = 10

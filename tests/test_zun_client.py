@@ -193,7 +193,7 @@ async def test_the_event_loop_keeps_running_during_a_slow_call(cloud, client):
     '{"next": "http://z/v1/containers?marker=b", "containers": [{"uuid": "b", "s": "}"}]}',
 ])
 def test_a_page_parsed_container_by_container_equals_json_loads(text):
-    from magnum_spawner.zun import parse_page
+    from magnum_spawner.zun.client import parse_page
     whole = json.loads(text)
     kept, nxt = parse_page(text, lambda c: c)
     assert [c for c, _ in kept] == whole["containers"]
