@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import json
 import os
 import stat
 
@@ -215,3 +216,43 @@ def test_api_address_without_scheme():
     assert api_server("172.24.4.3") == "https://172.24.4.3:6443"
     assert api_server("https://10.0.0.5:6443/") == "https://10.0.0.5:6443"
     assert api_server("fd00::5") == "https://[fd00::5]:6443"
+
+
+async def test_admin_identity_only_for_the_grant(tmp_path, magnum):
+    seen = []
+
+    async def grant(admin_kubeconfig):
+        config = json.loads(open(admin_kubeconfig).read())
+        cert_file = config["users"][0]["user"]["client-certificate"]
+        cert = x509.load_pem_x509_certificate(open(cert_file, "rb").read())
+        seen.append((cert.subject.rfc4514_string(),
+                     stat.S_IMODE(os.stat(admin_kubeconfig).st_mode)))
+
+    made = ClusterLink(
+        session, "k8s", identity=Identity("magnum-spawner"),
+        admin=Identity("magnum-spawner-admin", ("system:masters",)), grant=grant,
+        kubeconfig_dir=credentials.KubeconfigDir(parent=str(tmp_path)),
+    )
+    await made.ensure()
+    assert seen == [("CN=magnum-spawner-admin,O=system:masters", 0o600)]
+    # the admin's key and certificate are gone; the hub works without groups
+    assert sorted(os.listdir(made.files.path)) == [
+        "ca.crt", "client.crt", "client.key", "kubeconfig"]
+    assert made.cert.subject.rfc4514_string() == "CN=magnum-spawner"
+    made.files.remove()
+
+
+async def test_failed_grant_is_a_clear_error_and_leaves_no_admin_key(tmp_path, magnum):
+    async def grant(admin_kubeconfig):
+        raise RuntimeError("(403) namespaces is forbidden")
+
+    made = ClusterLink(
+        session, "k8s", identity=Identity("magnum-spawner"),
+        admin=Identity("magnum-spawner-admin", ("system:masters",)), grant=grant,
+        kubeconfig_dir=credentials.KubeconfigDir(parent=str(tmp_path)),
+    )
+    with pytest.raises(ClusterNotReady, match="could not set itself up") as e:
+        await made.ensure()
+    assert "namespaces is forbidden" in e.value.detail
+    assert os.listdir(made.files.path) == ["ca.crt"]
+    made.files.remove()

@@ -166,7 +166,7 @@ async def test_delete_forever_deletes_home_only_when_asked(flag, monkeypatch):
 
     monkeypatch.setattr(spawner, "ensure_cluster", ready)
     await spawner.delete_forever()
-    assert fake.deleted == ([("default", "home-alice")] if flag else [])
+    assert fake.deleted == ([("jupyterhub", "home-alice")] if flag else [])
 
 
 async def test_named_server_keeps_the_users_shared_home(monkeypatch):

@@ -161,11 +161,18 @@ class Identity:
 class ClusterLink:
     """The hub's link to its Magnum cluster; one per process (see module doc)."""
 
-    def __init__(self, cloud_context, cluster, *, identity, ready_states=READY_STATES,
-                 renew_before=datetime.timedelta(days=30), kubeconfig_dir=None):
+    def __init__(self, cloud_context, cluster, *, identity, admin=None, grant=None,
+                 ready_states=READY_STATES, renew_before=datetime.timedelta(days=30),
+                 kubeconfig_dir=None):
+        """``identity`` is who the hub works as.  With ``admin`` (an identity in
+        ``system:masters``) and ``grant`` (``async grant(admin_kubeconfig)``),
+        every signing also signs an admin certificate, runs ``grant`` with it
+        (see :mod:`.rbac`) and removes it."""
         self._cloud_context = cloud_context
         self.cluster_ident = cluster
         self.identity = identity
+        self.admin = admin
+        self.grant = grant
         self.ready_states = tuple(ready_states)
         self.renew_before = renew_before
         self.files = kubeconfig_dir or credentials.KubeconfigDir()
@@ -220,19 +227,25 @@ class ClusterLink:
         template = await self._to_thread(api.get_cluster_template, info.template_id)
         check_template(template)
         ca_pem = await self._to_thread(api.get_ca, info.uuid)
-        key = await asyncio.to_thread(credentials.new_key)
-        csr = credentials.make_csr(
-            key, self.identity.common_name, self.identity.organizations
-        )
-        cert_pem = await self._to_thread(api.sign, info.uuid, csr)
-        try:
-            cert = credentials.check_signed(cert_pem, ca_pem, key, self.identity.common_name)
-        except ValueError as e:
-            raise ClusterNotReady(
-                "The hub could not get credentials for the course's cluster; "
-                "tell your administrator.",
-                detail=f"Magnum's certificate for cluster {info.name}: {e}",
-            ) from None
+        if self.admin is not None and self.grant is not None:
+            cert_pem, key = await self._signed(info, ca_pem, self.admin)
+            path = self.files.write(
+                server=info.server, ca_pem=ca_pem, cert_pem=cert_pem,
+                key_text=credentials.key_pem(key), cluster_name=info.name, role="admin",
+            )
+            try:
+                await self.grant(path)
+            except Exception as e:
+                raise ClusterNotReady(
+                    "The hub could not set itself up on the course's cluster; "
+                    "tell your administrator.",
+                    detail=f"granting {self.identity.common_name} its role on cluster "
+                    f"{info.name} as {self.admin.common_name}: {e}",
+                ) from None
+            finally:
+                self.files.discard("admin")
+        cert_pem, key = await self._signed(info, ca_pem, self.identity)
+        cert = credentials.load_cert(cert_pem)
         first = self.cert is None
         self.files.write(
             server=info.server, ca_pem=ca_pem, cert_pem=cert_pem,
@@ -247,3 +260,18 @@ class ClusterLink:
             info.name, info.server, cert.subject.rfc4514_string(),
             credentials.expires_at(cert).isoformat(),
         )
+
+    async def _signed(self, info, ca_pem, identity):
+        """A new key and Magnum's certificate for it, checked against the CA."""
+        key = await asyncio.to_thread(credentials.new_key)
+        csr = credentials.make_csr(key, identity.common_name, identity.organizations)
+        cert_pem = await self._to_thread(api.sign, info.uuid, csr)
+        try:
+            credentials.check_signed(cert_pem, ca_pem, key, identity.common_name)
+        except ValueError as e:
+            raise ClusterNotReady(
+                "The hub could not get credentials for the course's cluster; "
+                "tell your administrator.",
+                detail=f"Magnum's certificate for cluster {info.name}: {e}",
+            ) from None
+        return cert_pem, key

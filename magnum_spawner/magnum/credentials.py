@@ -7,6 +7,7 @@ them are files in a private directory (0700, files 0600) removed at exit.
 """
 
 import atexit
+import contextlib
 import datetime
 import json
 import os
@@ -101,26 +102,38 @@ def _write_private(path, text):
 
 
 class KubeconfigDir:
-    """A private directory holding the CA, the client certificate and key, and a
-    kubeconfig naming them (by path, so that a re-signed certificate written in
-    place is what the next TLS connection uses)."""
+    """A private directory holding the CA, client certificates and keys, and
+    kubeconfigs naming them (by path, so that a re-signed certificate written in
+    place is what the next TLS connection uses).
+
+    ``kubeconfig`` (with ``client.crt``/``client.key``) is the hub's working
+    identity; the admin identity's files exist only while it is used.
+    """
 
     def __init__(self, parent=None):
         # mkdtemp makes the directory 0700 and owned by the hub's user
         self.path = tempfile.mkdtemp(prefix="magnum-spawner-", dir=parent)
         os.chmod(self.path, 0o700)
-        self.kubeconfig = os.path.join(self.path, "kubeconfig")
         self.ca_file = os.path.join(self.path, "ca.crt")
-        self.cert_file = os.path.join(self.path, "client.crt")
-        self.key_file = os.path.join(self.path, "client.key")
+        self.kubeconfig, self.cert_file, self.key_file = self._paths("hub")
         atexit.register(self.remove)
 
-    def write(self, *, server, ca_pem, cert_pem, key_text, cluster_name, namespace=None):
-        """Write (or replace) every file; the kubeconfig last."""
+    def _paths(self, role):
+        if role == "hub":
+            names = ("kubeconfig", "client.crt", "client.key")
+        else:
+            names = (f"{role}.kubeconfig", f"{role}.crt", f"{role}.key")
+        return tuple(os.path.join(self.path, n) for n in names)
+
+    def write(self, *, server, ca_pem, cert_pem, key_text, cluster_name,
+              namespace=None, role="hub"):
+        """Write (or replace) one identity's files; its kubeconfig last.  Returns
+        the kubeconfig's path."""
+        kubeconfig, cert_file, key_file = self._paths(role)
         _write_private(self.ca_file, ca_pem)
-        _write_private(self.key_file, key_text)
-        _write_private(self.cert_file, cert_pem)
-        context = {"cluster": cluster_name, "user": "magnum-spawner"}
+        _write_private(key_file, key_text)
+        _write_private(cert_file, cert_pem)
+        context = {"cluster": cluster_name, "user": role}
         if namespace:
             context["namespace"] = namespace
         config = {
@@ -129,14 +142,21 @@ class KubeconfigDir:
             "clusters": [{"name": cluster_name, "cluster": {
                 "server": server, "certificate-authority": self.ca_file,
             }}],
-            "users": [{"name": "magnum-spawner", "user": {
-                "client-certificate": self.cert_file, "client-key": self.key_file,
+            "users": [{"name": role, "user": {
+                "client-certificate": cert_file, "client-key": key_file,
             }}],
-            "contexts": [{"name": "magnum-spawner", "context": context}],
-            "current-context": "magnum-spawner",
+            "contexts": [{"name": role, "context": context}],
+            "current-context": role,
         }
         # JSON is YAML: no YAML writer needed
-        _write_private(self.kubeconfig, json.dumps(config, indent=2) + "\n")
+        _write_private(kubeconfig, json.dumps(config, indent=2) + "\n")
+        return kubeconfig
+
+    def discard(self, role):
+        """Remove one identity's files."""
+        for path in self._paths(role):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def remove(self):
         shutil.rmtree(self.path, ignore_errors=True)

@@ -26,7 +26,7 @@ from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError
 from ..common.flavors import FlavorMixin
 from ..zun.spawner import ZunSpawner
 from . import names as kube_names
-from . import pods
+from . import pods, rbac
 from .cluster import (
     READY_STATES,
     ClusterLink,
@@ -137,8 +137,22 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
         "magnum-spawner",
         config=True,
         help="""
-        The Kubernetes user name (certificate CN) of the hub on the cluster; the
-        certificate's group is ``system:masters``.
+        The Kubernetes user name (certificate CN) the hub works as on the
+        cluster.  With :attr:`kube_least_privilege` it has no group and may only
+        manage pods, claims and services in :attr:`namespace`; otherwise its
+        group is ``system:masters`` (cluster-admin).
+        """,
+    )
+
+    kube_least_privilege = Bool(
+        True,
+        config=True,
+        help="""
+        Work as :attr:`kube_user` with only the rights KubeSpawner needs in
+        :attr:`namespace` (a Role and RoleBinding there).  A certificate in
+        ``system:masters`` (CN ``<kube_user>-admin``) is signed by Magnum only to
+        create the namespace, the Role and the RoleBinding, and its key is
+        removed right after.  Off: the hub works as cluster-admin.
         """,
     )
 
@@ -201,6 +215,11 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
             )
         return super()._expand_user_properties(template, slug_scheme)
 
+    def _namespace_default(self):
+        # the hub's own namespace (KubeSpawner's default outside a cluster is
+        # "default"): with least privilege, the only one it may work in
+        return "jupyterhub"
+
     @default("storage_access_modes")
     def _default_storage_access_modes(self):
         return ["ReadWriteOnce"]
@@ -236,9 +255,20 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
         """The process's :class:`ClusterLink` (made by the first spawner to ask)."""
         global _link
         if _link is None:
+            if self.kube_least_privilege:
+                namespace, user = self.namespace, self.kube_user
+
+                async def grant(admin_kubeconfig):
+                    await rbac.grant(admin_kubeconfig, namespace, user)
+
+                extra = {"admin": Identity(f"{user}-admin", (MASTERS,)), "grant": grant}
+                identity = Identity(user)
+            else:
+                extra = {}
+                identity = Identity(self.kube_user, (MASTERS,))
             _link = ClusterLink(
                 self.cloud_context, self.magnum_cluster,
-                identity=Identity(self.kube_user, (MASTERS,)),
+                identity=identity, **extra,
                 ready_states=self.magnum_ready_states,
                 renew_before=datetime.timedelta(days=self.magnum_renew_days),
                 kubeconfig_dir=kubeconfig_files(),
