@@ -227,3 +227,36 @@ def test_entry_point():
     from importlib.metadata import entry_points
     found = {e.name: e for e in entry_points(group="jupyterhub.spawners")}
     assert found["magnum"].load() is MagnumSpawner
+
+
+def test_node_port_service_and_url():
+    from kubernetes_asyncio.client import V1ServicePort
+    from kubespawner.objects import make_owner_reference
+
+    from magnum_spawner.magnum import access
+
+    spawner = make(server_access="node_port")
+    service = spawner.get_service_manifest(make_owner_reference("p", "uid-1"), 8888)
+    assert service.spec.type == "NodePort"
+    assert service.metadata.name == spawner.pod_name
+    # what the API server answers: the same spec with a node port allocated
+    service.spec.ports = [V1ServicePort(name="http", port=8888, target_port=8888,
+                                        node_port=31234)]
+    assert access.node_port_url(service, ("172.24.4.13", "172.24.4.14")) == (
+        "http://172.24.4.13:31234")
+    assert access.node_port_url(service, ("fd00::13",)) == "http://[fd00::13]:31234"
+    with pytest.raises(ValueError, match="no node addresses"):
+        access.node_port_url(service, ())
+    # the hub keeps the node's URL, not KubeSpawner's in-cluster DNS name
+    spawner._node_url = "http://172.24.4.13:31234"
+    assert spawner._get_pod_url({"status": {"podIP": "10.0.0.9"}}) == spawner._node_url
+    assert spawner.get_state()["node_url"] == spawner._node_url
+
+
+async def test_server_access_turns_services_on():
+    spawner = make(server_access="node_port")
+    await pod_of(spawner)
+    assert spawner.services_enabled
+    spawner = make()
+    await pod_of(spawner)
+    assert not spawner.services_enabled

@@ -20,13 +20,13 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubernetes_asyncio.config import ConfigException
 from kubespawner import KubeSpawner
 from kubespawner.clients import load_config, shared_client
-from traitlets import Bool, Callable, Float, Integer, List, Unicode, Union, default
+from traitlets import Bool, Callable, Enum, Float, Integer, List, Unicode, Union, default
 
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError
 from ..common.flavors import FlavorMixin
 from ..zun.spawner import ZunSpawner
 from . import names as kube_names
-from . import pods, rbac
+from . import access, pods, rbac
 from .cluster import (
     READY_STATES,
     ClusterLink,
@@ -156,6 +156,20 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
         """,
     )
 
+    server_access = Enum(
+        list(access.CHOICES),
+        default_value=access.POD_IP,
+        config=True,
+        help="""
+        How the hub reaches the servers: ``pod_ip``, the pod's own address (a
+        hub inside the cluster, or on a network routed to the pods), or
+        ``node_port``, a NodePort Service per server on the first of the node
+        addresses Magnum reports (a hub outside the cluster that can reach the
+        nodes: open ports 30000-32767 to the hub, and only to it, in the nodes'
+        security group).
+        """,
+    )
+
     # -- home: the same meaning as ZunSpawner's ---------------------------------
 
     home_volume_size = Union(
@@ -226,6 +240,7 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
 
     def __init__(self, **kwargs):
         self._k8s_api = None
+        self._node_url = None
         kubeconfig_files()
         try:
             super().__init__(**kwargs)
@@ -322,6 +337,8 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
         choice = self._choice = await self.apply_flavor()
         home = await self.resolve(self.home_volume_size)
         pods.apply(self, choice, home_gib=home)
+        # KubeSpawner makes a Service per server when this is set
+        self.services_enabled = self.server_access == access.NODE_PORT
 
     async def get_pod_manifest(self):
         pod = await super().get_pod_manifest()
@@ -331,20 +348,61 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
             pod.spec.containers[0].image = chosen.image
         return pod
 
+    # -- reaching the server ------------------------------------------------------
+
+    def get_service_manifest(self, owner_reference, port):
+        return access.as_node_port(super().get_service_manifest(owner_reference, port))
+
+    def _get_pod_url(self, pod):
+        if self.server_access == access.NODE_PORT and self._node_url:
+            return self._node_url
+        return super()._get_pod_url(pod)
+
+    async def _reach(self, url):
+        """The URL the hub uses: the pod's, or the node port's."""
+        if self.server_access != access.NODE_PORT:
+            return url
+        service = await self.api.read_namespaced_service(self.pod_name, self.namespace)
+        info = self.cluster_link().info
+        try:
+            self._node_url = access.node_port_url(service, info.node_addresses)
+        except ValueError as e:
+            await self.stop(now=True)
+            raise self._not_ready(
+                "The hub cannot reach servers on the course's cluster; tell your "
+                "administrator.", f"server_access node_port: {e}",
+            ) from None
+        return self._node_url
+
+    def get_state(self):
+        state = super().get_state()
+        if self._node_url:
+            state["node_url"] = self._node_url
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self._node_url = state.get("node_url")
+
+    def clear_state(self):
+        super().clear_state()
+        self._node_url = None
+
     # -- life cycle -------------------------------------------------------------
 
     async def start(self):
         await self.ensure_cluster()
         try:
-            return await super().start()
+            url = await super().start()
         except Exception as e:
             if not _tls_failure(e):
                 raise
             self.log.warning(
                 "%s: the cluster refused the hub's TLS (%s); signing again", self._log_name, e
             )
-        await self.ensure_cluster(force="the cluster's API refused the hub's TLS")
-        return await super().start()
+            await self.ensure_cluster(force="the cluster's API refused the hub's TLS")
+            url = await super().start()
+        return await self._reach(url)
 
     async def poll(self):
         try:
