@@ -1,15 +1,15 @@
 """What every spawner of this package has, and what its shared parts build on.
 
 :class:`Host` holds the settings both spawners share (credentials, the hub's
-id, the image, the API thread pool), the cloud context they give, the progress
-events of a start and the resolution of per-user settings.
+id, the image, the API thread pool), the cloud context they give, the state
+fields each part keeps, the steps of a start and the resolution of per-user
+settings.
 :class:`~.flavors.FlavorMixin` and the Zun path's mixins build on it, so what
 they need from their spawner is declared here, once.  JupyterHub's Spawner gives
 the rest (``user``, ``name``, ``log``, ``_log_name``, ``user_options``,
 ``mem_limit``, ``cpu_limit``).
 """
 
-import asyncio
 import inspect
 
 from traitlets import Bool, Callable, Dict, Integer, Unicode, Union
@@ -116,11 +116,6 @@ class Host(Configurable):
     #: cleared together.  Every class in the MRO may declare its own.
     state_fields = ()
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._events = []
-        self._event_signal = None
-
     def _state_groups(self):
         for cls in type(self).__mro__:
             yield from cls.__dict__.get("state_fields", ())
@@ -163,33 +158,6 @@ class Host(Configurable):
                 value = await value
         return value
 
-    # -- the spawn page's progress ------------------------------------------------
-
     def emit(self, progress, message):
-        """One event for the spawn page; its percent never goes back."""
-        last = self._events[-1] if self._events else {"progress": 0, "message": None}
-        if message == last["message"]:
-            return
-        progress = last["progress"] if progress is None else max(progress, last["progress"])
-        self._events.append({"progress": progress, "message": message})
+        """Report a step of the start (a spawner may show it on the spawn page)."""
         self.log.info("%s: %s", self._log_name, message)
-        if self._event_signal is not None:
-            self._event_signal.set()
-
-    async def progress(self):
-        sent = 0
-        self._event_signal = asyncio.Event()
-        try:
-            while True:
-                while sent < len(self._events):
-                    yield self._events[sent]
-                    sent += 1
-                if not self._spawn_pending:
-                    break
-                self._event_signal.clear()
-                try:
-                    await asyncio.wait_for(self._event_signal.wait(), 1)
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            self._event_signal = None

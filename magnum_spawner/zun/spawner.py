@@ -40,6 +40,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self._events = []
+        self._event_signal = None
         self._created_at = None
         self._unknown_since = None
         self._zun = None
@@ -82,6 +84,37 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
                 **context.endpoint_args(),
             ),
         )
+
+    # -- the spawn page's progress ----------------------------------------------
+
+    def emit(self, progress, message):
+        """One event for the spawn page; its percent never goes back."""
+        last = self._events[-1] if self._events else {"progress": 0, "message": None}
+        if message == last["message"]:
+            return
+        progress = last["progress"] if progress is None else max(progress, last["progress"])
+        self._events.append({"progress": progress, "message": message})
+        self.log.info("%s: %s", self._log_name, message)
+        if self._event_signal is not None:
+            self._event_signal.set()
+
+    async def progress(self):
+        sent = 0
+        self._event_signal = asyncio.Event()
+        try:
+            while True:
+                while sent < len(self._events):
+                    yield self._events[sent]
+                    sent += 1
+                if not self._spawn_pending:
+                    break
+                self._event_signal.clear()
+                try:
+                    await asyncio.wait_for(self._event_signal.wait(), 1)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self._event_signal = None
 
     # -- lifecycle ------------------------------------------------------------
 
