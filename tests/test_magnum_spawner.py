@@ -260,3 +260,10 @@ async def test_server_access_turns_services_on():
     spawner = make()
     await pod_of(spawner)
     assert not spawner.services_enabled
+
+
+def test_each_hub_its_own_namespace_and_kubernetes_user():
+    spawner = make(hub_id="physics-101")
+    assert spawner.namespace == "physics-101"
+    assert spawner.kube_user == "magnum-spawner:physics-101"
+    assert make(hub_id="Physics_101").namespace != make(hub_id="physics-101").namespace

@@ -11,7 +11,6 @@ ZunSpawner:
   ZunSpawner, mapped onto the pod (:mod:`.pods`).
 """
 
-import copy
 import datetime
 import ssl
 
@@ -24,7 +23,6 @@ from traitlets import Bool, Callable, Enum, Float, Integer, List, Unicode, Union
 
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError
 from ..common.flavors import FlavorMixin
-from ..zun.spawner import ZunSpawner
 from . import names as kube_names
 from . import access, pods, rbac
 from .cluster import (
@@ -61,11 +59,6 @@ def reset_link():
     _link = _files = None
 
 
-def _same(cls, name):
-    """``cls``'s trait ``name`` for this class too: one help text, one meaning."""
-    return copy.copy(cls.class_traits()[name])
-
-
 def _tls_failure(error):
     """Whether ``error`` says the cluster's API refused our TLS (or we its)."""
     seen = set()
@@ -84,14 +77,11 @@ def _tls_failure(error):
 class MagnumSpawner(FlavorMixin, KubeSpawner):
     """Spawn single-user servers as pods on a Magnum Kubernetes cluster."""
 
-    # -- the cloud: the same settings as ZunSpawner ------------------------------
+    #: the node's URL of a server reached through its NodePort Service
+    state_fields = ({"node_url": "_node_url"},)
 
-    cloud = _same(ZunSpawner, "cloud")
-    auth = _same(ZunSpawner, "auth")
-    region_name = _same(ZunSpawner, "region_name")
-    interface = _same(ZunSpawner, "interface")
-    verify = _same(ZunSpawner, "verify")
-    image = _same(ZunSpawner, "image")
+    # The cloud settings (cloud, auth, region_name, interface, verify), image and
+    # hub_id are the package's own (common.host.Host), as for ZunSpawner.
 
     magnum_cluster = Unicode(
         None,
@@ -134,15 +124,20 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
     )
 
     kube_user = Unicode(
-        "magnum-spawner",
         config=True,
         help="""
         The Kubernetes user name (certificate CN) the hub works as on the
         cluster.  With :attr:`kube_least_privilege` it has no group and may only
         manage pods, claims and services in :attr:`namespace`; otherwise its
-        group is ``system:masters`` (cluster-admin).
+        group is ``system:masters`` (cluster-admin).  Default:
+        ``magnum-spawner:<hub_id>``: two hubs on one cluster are two users, each
+        with its own namespace.
         """,
     )
+
+    @default("kube_user")
+    def _default_kube_user(self):
+        return f"magnum-spawner:{self.hub_id}"
 
     kube_least_privilege = Bool(
         True,
@@ -230,9 +225,10 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
         return super()._expand_user_properties(template, slug_scheme)
 
     def _namespace_default(self):
-        # the hub's own namespace (KubeSpawner's default outside a cluster is
-        # "default"): with least privilege, the only one it may work in
-        return "jupyterhub"
+        # the hub's own namespace, named after hub_id (KubeSpawner's default
+        # outside a cluster is "default"): with least privilege, the only one
+        # the hub may work in
+        return kube_names.slug(self.hub_id, 63)
 
     @default("storage_access_modes")
     def _default_storage_access_modes(self):
@@ -262,9 +258,6 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
         self._k8s_api = value
 
     # -- the cluster --------------------------------------------------------------
-
-    # the same settings give the same context: one session, one Connection
-    cloud_context = ZunSpawner.cloud_context
 
     def cluster_link(self):
         """The process's :class:`ClusterLink` (made by the first spawner to ask)."""
@@ -373,20 +366,6 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
                 "administrator.", f"server_access node_port: {e}",
             ) from None
         return self._node_url
-
-    def get_state(self):
-        state = super().get_state()
-        if self._node_url:
-            state["node_url"] = self._node_url
-        return state
-
-    def load_state(self, state):
-        super().load_state(state)
-        self._node_url = state.get("node_url")
-
-    def clear_state(self):
-        super().clear_state()
-        self._node_url = None
 
     # -- life cycle -------------------------------------------------------------
 
