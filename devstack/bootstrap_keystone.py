@@ -29,6 +29,13 @@ SERVICES = [
     ("neutron", "network", "http://127.0.0.1:9696/"),
 ]
 SERVICE_USERS = ["zun", "cinder", "placement", "neutron"]
+# With LOCAL_CLOUD_MAGNUM=1: Magnum and the Glance stub its templates need.
+if os.environ.get("LOCAL_CLOUD_MAGNUM") == "1":
+    SERVICES += [
+        ("magnum", "container-infra", "http://127.0.0.1:9511/v1"),
+        ("glance", "image", "http://127.0.0.1:9292"),
+    ]
+    SERVICE_USERS += ["magnum", "glance"]
 
 
 class Keystone:
