@@ -68,6 +68,7 @@ class Node(object):
         self.last_heartbeat = 0.0
         self.backoff = {}  # (pod uid, container) -> (next start, delay)
         self.reported = {}  # pod uid -> last status sent
+        self.deleting = set()  # pod uids being stopped
 
     # ---------------------------------------------------------------- node
     def _node_status(self):
@@ -150,7 +151,7 @@ class Node(object):
                 LOG.exception('pod %s/%s', meta['namespace'], meta['name'])
         # Pods gone from the API without us (force deletion).
         for rec in self.runner.records():
-            if rec['uid'] not in seen:
+            if rec['uid'] not in seen and rec['uid'] not in self.deleting:
                 LOG.info('pod %s/%s gone from the API: removing it',
                          rec['namespace'], rec['name'])
                 self.runner.stop_pod(rec, 0)
@@ -172,15 +173,11 @@ class Node(object):
         base = '/api/v1/namespaces/%s/pods/%s' % (meta['namespace'],
                                                   meta['name'])
         if meta.get('deletionTimestamp'):
-            if rec:
-                grace = min(30, int(meta.get('deletionGracePeriodSeconds')
-                                    or 0))
-                self.runner.stop_pod(rec, grace)
-            self.reported.pop(uid, None)
-            self.kube.delete(base, {'apiVersion': 'v1', 'kind':
-                                    'DeleteOptions', 'gracePeriodSeconds': 0,
-                                    'preconditions': {'uid': uid}})
-            LOG.info('pod %s/%s deleted', meta['namespace'], meta['name'])
+            # In the background: a pod may take its grace period to stop.
+            if uid not in self.deleting:
+                self.deleting.add(uid)
+                threading.Thread(target=self._finish_delete,
+                                 args=(pod, rec, base), daemon=True).start()
             return
         phase = pod.get('status', {}).get('phase')
         if rec is None:
@@ -195,6 +192,24 @@ class Node(object):
                 return
         self._restart_exited(pod, rec)
         self._report(pod, self._status(pod, rec))
+
+    def _finish_delete(self, pod, rec, base):
+        meta = pod['metadata']
+        try:
+            if rec:
+                grace = meta.get('deletionGracePeriodSeconds')
+                self.runner.stop_pod(rec, min(30, int(grace or 0)))
+            self.reported.pop(meta['uid'], None)
+            # The kubelet's last word: gone from the API once stopped.
+            self.kube.delete(base, {'apiVersion': 'v1', 'kind':
+                                    'DeleteOptions', 'gracePeriodSeconds': 0,
+                                    'preconditions': {'uid': meta['uid']}})
+            LOG.info('pod %s/%s deleted', meta['namespace'], meta['name'])
+        except Exception:
+            LOG.exception('deleting pod %s/%s', meta['namespace'],
+                          meta['name'])
+        finally:
+            self.deleting.discard(meta['uid'])
 
     def _restart_exited(self, pod, rec):
         policy = pod['spec'].get('restartPolicy', 'Always')

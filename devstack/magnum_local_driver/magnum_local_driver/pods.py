@@ -342,14 +342,16 @@ class PodRunner(object):
     def _launch(self, cid, container):
         cdir = self.cdir(cid)
         if not cdir.spec().get('argv'):
-            # Nothing to exec: report it as the runtime would.
-            cdir.clear_run_files()
-            from zun_local_driver import supervisor as sv
-            sv.write_json_atomic(cdir.file(sv.STATUS_FILE), {
-                'exit_code': 127, 'signal': None, 'oom': False,
-                'error': 'no command specified and the image has none',
-                'started_at': None, 'finished_at': sv.utcnow_iso()})
-            return
+            return self._fail_start(cdir, 'no command specified and the '
+                                    'image has none', 127)
+        limit = memory_limit_mib(container.get('resources'))
+        if limit and not self.cgroup(cid).available('memory'):
+            # A limit that silently does not apply is worse than a failure
+            # (`ip netns exec` mounts a /sys without the cgroup hierarchies).
+            return self._fail_start(cdir, 'cannot apply the memory limit: no '
+                                    'cgroup v1 memory hierarchy under '
+                                    '/sys/fs/cgroup (use nsenter --net, not '
+                                    'ip netns exec)')
         try:
             runtime.launch(cdir, self.cgroup(cid),
                            memory_mib=memory_limit_mib(
@@ -357,12 +359,17 @@ class PodRunner(object):
                            default_memory_swap_mib=-1,
                            cpu=cpu_weight(container.get('resources')))
         except runtime.StartError as e:
-            from zun_local_driver import supervisor as sv
             if cdir.status() is None:
-                sv.write_json_atomic(cdir.file(sv.STATUS_FILE), {
-                    'exit_code': 125, 'signal': None, 'oom': False,
-                    'error': str(e), 'started_at': None,
-                    'finished_at': sv.utcnow_iso()})
+                self._fail_start(cdir, str(e))
+
+    @staticmethod
+    def _fail_start(cdir, error, code=125):
+        """Record a container that could not start as the runtime would."""
+        from zun_local_driver import supervisor as sv
+        cdir.clear_run_files()
+        sv.write_json_atomic(cdir.file(sv.STATUS_FILE), {
+            'exit_code': code, 'signal': None, 'oom': False, 'error': error,
+            'started_at': None, 'finished_at': sv.utcnow_iso()})
 
     def restart(self, rec, container):
         cid = rec['containers'][container['name']]
