@@ -2,6 +2,7 @@ import pytest
 import requests_mock
 
 from magnum_spawner.common import cloud as cloud_context
+from magnum_spawner.zun.janitor import Janitor
 from magnum_spawner.zun.poller import HubPoller
 
 from .recorded import KEYSTONE, RecordedCloud
@@ -32,6 +33,7 @@ def clean_environment(monkeypatch, tmp_path):
     cloud_context.reset()
     yield
     HubPoller.stop_all()
+    Janitor.stop_all()
     cloud_context.reset()
 
 
@@ -39,3 +41,12 @@ def clean_environment(monkeypatch, tmp_path):
 def cloud():
     with requests_mock.Mocker() as m:
         yield RecordedCloud(m)
+
+
+@pytest.fixture
+def fast_janitor(monkeypatch):
+    """Container removals retry in tenths of seconds instead of seconds."""
+    monkeypatch.setattr(Janitor, "first_delay", 0.02)
+    monkeypatch.setattr(Janitor, "passing_delay", 0.1)
+    monkeypatch.setattr(Janitor, "max_delay", 0.2)
+    monkeypatch.setattr(Janitor, "lost_create_window", 0.5)

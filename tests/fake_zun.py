@@ -12,8 +12,14 @@ change).  Rules kept from the real API:
 """
 
 import copy
+import itertools
+import json
 import re
+import threading
+import time
 from urllib.parse import parse_qs, urlsplit
+
+import requests
 
 from .recorded import ZUN, body, response
 
@@ -120,4 +126,162 @@ class FakeZun:
 
         mocker.get(re.compile(r"/v1/containers(\?.*)?$"), json=on_list)
         mocker.get(re.compile(r"/v1/containers/[^/?]+$"), json=on_show)
+        return self
+
+
+# -- creates and deletes ----------------------------------------------------------
+
+#: A project member's ``DELETE ?stop=true`` is a 409 in these statuses (Zun 18).
+REFUSE_DELETE = frozenset({"Creating", "Unknown", "Deleting", "Restarting", "Paused"})
+
+
+class LifecycleZun(FakeZun):
+    """FakeZun that also creates and deletes, as Zun 18 does for a project member.
+
+    - ``POST /v1/containers?run=true`` answers 202 with the new container;
+      names are not unique;
+    - ``DELETE /v1/containers/<uuid>?stop=true`` is a 409 in REFUSE_DELETE,
+      otherwise 204: the container shows Deleting once, then is gone (404).
+
+    A container's status follows a script: each show takes the next status and
+    the last one stays.  ``fail`` queues faults for the next matching requests.
+    """
+
+    def __init__(self, script=("Creating", "Running"), base=ZUN):
+        super().__init__(base)
+        self.script = list(script)
+        self.scripts = {}
+        #: every container ever made or added, in order
+        self.made = []
+        #: (name, uuids): creates sent while another container of the name lived
+        self.overlaps = []
+        #: (method, url regex, what): an HTTP status or exception (nothing is
+        #: done), or for a create "reset-after" / ("after", status): made, then
+        #: the answer is lost
+        self.faults = []
+        #: seconds a create or a list takes (other requests wait meanwhile:
+        #: requests-mock answers one request at a time)
+        self.create_delay = 0.0
+        self.list_delay = 0.0
+        self._serial = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def server(self, name, status="Running", labels=None, **fields):
+        """A container that exists already; returns its uuid."""
+        uuid = f"0000c0de-0000-4000-8000-{next(self._serial):012d}"
+        c = self.add(uuid, name, status=status, **fields)
+        if labels is not None:
+            c["labels"] = dict(labels)
+        self.made.append(uuid)
+        return uuid
+
+    def set(self, uuid, **fields):
+        self.scripts.pop(uuid, None)
+        super().set(uuid, **fields)
+
+    def fail(self, method, pattern, what, times=1):
+        self.faults.extend([(method, re.compile(pattern), what)] * times)
+
+    def alive(self, name=None):
+        return [c for c in self.containers.values() if name in (None, c["name"])]
+
+    def running(self, name=None):
+        return [c for c in self.alive(name) if c["status"] == "Running"]
+
+    def _fault(self, request):
+        for i, (method, pattern, what) in enumerate(self.faults):
+            if method == request.method and pattern.search(request.url):
+                del self.faults[i]
+                if isinstance(what, BaseException):
+                    raise what
+                return what
+        return None
+
+    def show(self, uuid):
+        c = self.containers.get(uuid)
+        script = self.scripts.get(uuid)
+        if c is not None and script:
+            c["status"] = script.pop(0) if len(script) > 1 else script[0]
+        status, payload = super().show(uuid)
+        if c is not None and c["status"] == "Deleting":
+            self.delete(uuid)
+        return status, copy.deepcopy(payload)
+
+    def create(self, sent):
+        with self._lock:
+            others = [c["uuid"] for c in self.alive(sent["name"]) if c["status"] != "Deleting"]
+            if others:
+                self.overlaps.append((sent["name"], others))
+            uuid = self.server(sent["name"], status=self.script[0],
+                               labels=sent.get("labels") or {})
+            self.scripts[uuid] = list(self.script)
+        return self.containers[uuid]
+
+    def delete_request(self, uuid):
+        c = self.containers.get(uuid)
+        if c is None:
+            return self.not_found(uuid)
+        if c["status"] in REFUSE_DELETE:
+            rec = response("zun-container-delete-running-no-stop")
+            text = f"Cannot delete container {uuid} in {c['status']} state"
+            rec["body"]["errors"][0].update(detail=text, title=text)
+            return 409, rec["body"]
+        self.set(uuid, status="Deleting")
+        return 204, None
+
+    def install(self, mocker, before_list=None):
+        """Serve list, show, create, delete and logs on ``mocker``."""
+        def answer(context, status, payload, recorded):
+            context.status_code = status
+            context.headers.update(response(recorded)["headers"])
+            return "" if payload is None else json.dumps(payload)
+
+        def on_list(request, context):
+            if self._fault(request):
+                context.status_code = 500
+                return ""
+            if self.list_delay:
+                time.sleep(self.list_delay)
+            status, payload = self.list(parse_qs(urlsplit(request.url).query))
+            return answer(context, status, payload, "zun-containers-list-empty")
+
+        def on_show(request, context):
+            fault = self._fault(request)
+            if fault:
+                context.status_code = fault
+                return ""
+            status, payload = self.show(request.path.rsplit("/", 1)[1])
+            return answer(context, status, payload, "zun-container-show-running")
+
+        def on_create(request, context):
+            fault = self._fault(request)
+            if isinstance(fault, int):
+                context.status_code = fault
+                return ""
+            if self.create_delay:
+                time.sleep(self.create_delay)
+            made = self.create(request.json())
+            if fault == "reset-after":
+                raise requests.exceptions.ConnectionError("Connection reset by peer")
+            if isinstance(fault, tuple):
+                context.status_code = fault[1]
+                return ""
+            rec = response("zun-container-create-run")
+            rec["body"].update({k: made[k] for k in ("uuid", "name", "labels", "status")})
+            return answer(context, 202, rec["body"], "zun-container-create-run")
+
+        def on_delete(request, context):
+            fault = self._fault(request)
+            if fault:
+                context.status_code = fault
+                return ""
+            status, payload = self.delete_request(request.path.rsplit("/", 1)[1])
+            return answer(context, status, payload, "zun-container-delete-stop-true")
+
+        containers = re.escape(self.base) + r"/v1/containers"
+        mocker.get(re.compile(containers + r"(\?.*)?$"), text=on_list)
+        mocker.get(re.compile(containers + r"/[^/?]+$"), text=on_show)
+        mocker.get(re.compile(containers + r"/[^/?]+/logs"), text="")
+        mocker.post(re.compile(containers + r"\?run=true$"), text=on_create)
+        mocker.delete(re.compile(containers + r"/[^/?]+\?stop=true$"), text=on_delete)
         return self

@@ -6,6 +6,7 @@ stores the spawner's state in its database; User.stop() calls stop() and clears 
 The cloud is the recorded Zun; the "container" is a small HTTP server on loopback.
 """
 
+import asyncio
 import pathlib
 import shutil
 
@@ -18,6 +19,7 @@ from tornado.netutil import bind_sockets
 from magnum_spawner import ZunSpawner
 
 from .conftest import PASSWORD_AUTH
+from .fake_zun import LifecycleZun
 from .helpers import injected_files
 from .recorded import CONTAINER_UUID, ZUN, status
 
@@ -119,3 +121,81 @@ async def test_jupyterhub_shows_zuns_error_and_cleans_up(app, cloud):
         await user.spawn()
     assert cloud.requests("DELETE", CONTAINER_UUID)
     assert not user.spawners[""].ready
+
+
+# -- issue 8: JupyterHub's own spawn/stop against a stateful fake Zun ---------------
+
+
+@pytest.fixture
+def zun(cloud, fast_janitor):
+    cloud.m.real_http = True  # the hub talks to its proxy and the server for real
+    return LifecycleZun(script=["Creating", "Running"]).install(cloud.m)
+
+
+def new_user(app, name="ada"):
+    from jupyterhub import orm
+    orm_user = orm.User(name=name)
+    app.db.add(orm_user)
+    app.db.commit()
+    return app.users[orm_user]
+
+
+async def eventually(condition, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time limit"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_crashed_server_is_deleted_when_the_hub_notices(app, zun):
+    # item 1: JupyterHub calls stop() only when poll() says "running"
+    user = new_user(app)
+    await user.spawn()
+    spawner = user.spawners[""]
+    uuid = spawner.container_id
+    zun.set(uuid, status="Stopped", status_detail="Exited(1) 1 second ago")
+    # what the hub's poll callback does when poll() reports an exit status
+    assert await spawner.poll() == 1
+    await user.stop()
+    await eventually(lambda: not zun.alive())
+    assert "container_id" not in user.orm_spawners[""].state
+
+
+async def test_a_start_jupyterhub_cancels_mid_create_leaves_nothing_and_a_retry_works(app, zun):
+    # item 3: JupyterHub cancels start() at start_timeout; the POST goes on
+    app.config.ZunSpawner.start_timeout = 1
+    zun.create_delay = 1.5
+    user = new_user(app)
+    with pytest.raises(asyncio.TimeoutError):
+        await user.spawn()
+    # the hub stored the state after its own stop(): the create is not forgotten
+    assert user.orm_spawners[""].state.get("to_remove")
+    await eventually(lambda: zun.made)
+    # an immediate retry (a patient user this time) gets exactly one server
+    zun.create_delay = 0
+    user.spawners[""].start_timeout = 20
+    await user.spawn()
+    spawner = user.spawners[""]
+    assert spawner.ready
+    assert not zun.overlaps, "a second container was created while the first lived"
+    await eventually(lambda: [c["uuid"] for c in zun.alive()] == [spawner.container_id])
+    assert user.orm_spawners[""].state["container_id"] == spawner.container_id
+    await user.stop()
+
+
+async def test_a_failing_delete_at_stop_is_kept_in_the_hubs_database_and_finished(app, zun):
+    # item 5: User.stop() clears the state whatever stop() does
+    app.config.ZunSpawner.delete_timeout = 1
+    user = new_user(app)
+    await user.spawn()
+    uuid = user.spawners[""].container_id
+    zun.fail("DELETE", uuid, 500, times=1000)
+    await user.stop()
+    assert user.orm_spawners[""].state["to_remove"] == [{"id": uuid, "name": "jupyter-ada"}]
+    assert uuid in zun.containers
+    zun.faults.clear()
+    await eventually(lambda: uuid not in zun.containers)
+    # the next spawn has nothing left to do but its own container
+    await user.spawn()
+    assert [c["uuid"] for c in zun.alive()] == [user.spawners[""].container_id]
+    await user.stop()

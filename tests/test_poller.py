@@ -17,6 +17,9 @@ def uuid(i):
 
 
 def spawners_with_state(n, **config):
+    # What poll() answers from the map; deleting an ended container (with a GET
+    # to confirm first) is test_removal.py's.
+    config.setdefault("delete_stopped_containers", False)
     out = []
     for i in range(n):
         s = make_spawner(f"user{i}", config={"use_hub_poller": True, "hub_poll_interval": 30,

@@ -9,6 +9,7 @@ from traitlets import TraitError
 from magnum_spawner import ZunSpawner
 from magnum_spawner.zun import objects
 
+from .fake_zun import LifecycleZun
 from .helpers import make_spawner
 from . import recorded
 from .recorded import CONTAINER_UUID, NETWORK, ZUN, status
@@ -221,10 +222,14 @@ async def test_a_lost_create_answer_is_looked_up_not_resent(cloud):
     ("Deleted", None, 0),
 ])
 async def test_poll_maps_every_zun_status(cloud, zun_status, detail, expected):
-    cloud.reply("GET", SHOW, "zun-container-show-running", change=status(zun_status, detail=detail))
+    zun = LifecycleZun().install(cloud.m)
+    uuid = zun.server("jupyter-alice", zun_status, status_detail=detail)
     spawner = make_spawner()
-    spawner.load_state({"container_id": CONTAINER_UUID, "container_name": "jupyter-alice"})
+    spawner.load_state({"container_id": uuid, "container_name": "jupyter-alice"})
     assert await spawner.poll() == expected
+    # an ended container is deleted by poll itself (JupyterHub will not call stop)
+    deleted = uuid not in zun.containers or zun.containers[uuid]["status"] == "Deleting"
+    assert deleted == (expected is not None)
 
 
 async def test_poll_of_a_deleted_container_is_stopped(cloud):
@@ -235,7 +240,9 @@ async def test_poll_of_a_deleted_container_is_stopped(cloud):
 
 
 async def test_poll_without_state_is_not_running(cloud):
-    assert await make_spawner().poll() == 0
+    spawner = make_spawner()
+    spawner.orm_spawner.server = None  # the hub knows of no server
+    assert await spawner.poll() == 0
     assert not cloud.requests(pattern="9517")
 
 
@@ -248,9 +255,9 @@ async def test_poll_keeps_a_server_when_the_api_blips(cloud):
 
 
 async def test_unknown_is_running_during_the_grace_period_then_stopped(cloud, monkeypatch):
-    cloud.reply("GET", SHOW, "zun-container-show-running", change=status("Unknown"))
+    zun = LifecycleZun().install(cloud.m)
     spawner = make_spawner(config={"unknown_grace_period": 60})
-    spawner.load_state({"container_id": CONTAINER_UUID})
+    spawner.load_state({"container_id": zun.server("jupyter-alice", "Unknown")})
     assert await spawner.poll() is None
     spawner._unknown_since -= 61  # a minute later, the host still does not report
     assert await spawner.poll() == 1

@@ -148,7 +148,27 @@ class ZunSettings(Host):
     delete_timeout = Integer(
         120,
         config=True,
-        help="Seconds stop() waits for Zun to delete a container.",
+        help="""
+        Seconds stop() waits for Zun to delete a container.  A container that is
+        not gone by then (Zun answering errors, or refusing while the container
+        is Creating or Unknown) is not forgotten: it stays in the server's state
+        and the hub keeps deleting it in the background, with backoff, and
+        before the server's next start.
+        """,
+    )
+
+    delete_stopped_containers = Bool(
+        True,
+        config=True,
+        help="""
+        When poll() finds that a server's container has ended (Stopped, Error,
+        Dead, or Unknown beyond :attr:`unknown_grace_period`), delete the
+        container before reporting the exit status, like KubeSpawner's
+        ``delete_stopped_pods``.  JupyterHub calls stop() only for servers that
+        poll() reports running, so without this an ended container stays in Zun
+        with the home volume still attached.  Turn off only to inspect crashed
+        containers; the next start of the server removes them then.
+        """,
     )
 
     use_hub_poller = Bool(

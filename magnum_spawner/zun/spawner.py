@@ -13,7 +13,7 @@ import time
 
 from jupyterhub.spawner import Spawner, SpawnException
 from sqlalchemy import inspect as sa_inspect
-from traitlets import Unicode
+from traitlets import List, Unicode
 
 from . import objects
 from . import progress as steps
@@ -23,6 +23,7 @@ from ..common.flavors import FlavorMixin
 from ..common.waiting import wait_until
 from .client import ZunClient
 from .home_volumes import HomeVolumeMixin
+from .janitor import Janitor
 from .orphans import OrphanReconciler, state_strings
 from .poller import GONE, LISTED, QUIET, HubPoller
 from .reachability import ReachabilityMixin
@@ -37,6 +38,10 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
     container_id = Unicode(None, allow_none=True)
     container_name_in_state = Unicode(None, allow_none=True)
     state_fields = ({"container_id": "container_id", "container_name": "container_name_in_state"},)
+    #: Containers of this server that must go but were not gone yet when last
+    #: seen: ``[{"id": uuid or None, "name": name}]``.  Kept across clear_state
+    #: (JupyterHub clears the state after every stop, failed or not).
+    to_remove = List()
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -46,6 +51,10 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
         self._unknown_since = None
         self._zun = None
         self._answer_task = None
+        #: the exit status poll() reported when it removed the ended container
+        self._ended = None
+        #: what start() is doing, for a timeout's message
+        self._phase = "starting"
 
     # -- helpers --------------------------------------------------------------
 
@@ -118,20 +127,81 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
 
     # -- lifecycle ------------------------------------------------------------
 
-    async def _remove_leftovers(self, name, strict=True):
-        """Delete this server's old containers with ``name`` (never another hub's).
+    def get_state(self):
+        state = super().get_state()
+        if self.to_remove:
+            state["to_remove"] = [dict(e) for e in self.to_remove]
+        return state
 
-        With ``strict`` a same-named container of another hub or server is an
-        error (start must not make a second one); otherwise it is left alone.
+    def load_state(self, state):
+        super().load_state(state)
+        known = {(e["id"], e["name"]) for e in self.to_remove}
+        for entry in state.get("to_remove") or []:
+            if (entry.get("id"), entry.get("name")) not in known:
+                self.to_remove.append({"id": entry.get("id"), "name": entry.get("name")})
+
+    def clear_state(self):
+        # JupyterHub clears the state after every stop (even a failed one) and
+        # before every start: containers still to be removed are kept.
+        to_remove = list(self.to_remove)
+        super().clear_state()
+        self.to_remove = to_remove
+
+    # -- removing containers ----------------------------------------------------
+
+    @property
+    def janitor(self):
+        return Janitor.for_client(self.zun)
+
+    def _hand_over(self, name, uuid=None, create=None, by_name=True):
+        """Give a container that must go to the hub's janitor, and remember it.
+
+        The janitor deletes it (retrying until Zun answers 404) even when the
+        caller is cancelled; the entry in state lets a later poll or start (or
+        another hub process) finish the job if this one cannot.
         """
+        entry = {"id": uuid, "name": name}
+        if entry not in self.to_remove:
+            self.to_remove.append(entry)
+        job = self.janitor.remove(
+            name, self.own_labels, uuid=uuid, create=create, by_name=by_name
+        )
+        job.on_gone(self._removed)
+        return job
+
+    def _removed(self, job):
+        if not job.uuids and not job.creates:
+            self.to_remove = [e for e in self.to_remove if e["name"] != job.name]
+
+    def _resume_removals(self):
+        """Hand recorded removals to the janitor when no job is at them (hub restart)."""
+        jobs = []
+        for entry in list(self.to_remove):
+            job = self.janitor.active(entry["name"])
+            if job is None or (entry["id"] and entry["id"] not in job.uuids):
+                job = self._hand_over(
+                    entry["name"], uuid=entry["id"], by_name=not entry["id"]
+                )
+            jobs.append(job)
+        return jobs
+
+    async def _clear_the_way(self, name, deadline):
+        """Remove every earlier container of this server before a new one is made.
+
+        A same-named container that is not ours is an error (a second hub or a
+        wrong template); ours are removed.  Waits, within start's deadline, for
+        every removal of this server, including those still in flight from a
+        cancelled start.
+        """
+        if self.container_id:
+            # a container from an earlier spawn (perhaps under another name)
+            self._hand_over(
+                self.container_name_in_state or name, uuid=self.container_id, by_name=False
+            )
+            self.container_id = None
+        jobs = self._resume_removals()
         for found in await self.zun.find_by_name(name):
             if not objects.is_ours(found, self.own_labels):
-                if not strict:
-                    self.log.warning(
-                        "Leaving container %s alone: it is named %s but is not ours",
-                        found["uuid"], name,
-                    )
-                    continue
                 raise spawn_error(
                     f"A container named {name} that this hub did not make already "
                     "exists; tell your administrator.",
@@ -144,7 +214,35 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
                 )
             self.emit(steps.REMOVING_OLD, "Removing your previous server")
             self.log.info("%s: deleting old container %s", self._log_name, found["uuid"])
-            await self.zun.delete_and_wait(found["uuid"], timeout=self.delete_timeout)
+            jobs.append(self._hand_over(name, uuid=found["uuid"]))
+        active = self.janitor.active(name)
+        if active is not None:
+            jobs.append(active)
+        await self._wait_removed(jobs, deadline)
+
+    async def _wait_removed(self, jobs, deadline):
+        loop = asyncio.get_running_loop()
+        jobs = list({id(j): j for j in jobs}.values())
+        while not await self.janitor.wait(jobs, min(1.0, deadline - loop.time())):
+            stuck = [j for j in jobs if not j.done()]
+            unknown = [j for j in stuck if j.refused and j.refused[1] == "Unknown"]
+            if unknown:
+                uuid = unknown[0].refused[0]
+                raise spawn_error(
+                    f"Your previous server (container {uuid}) is on a compute host "
+                    "that stopped reporting, and Zun cannot remove it until the host "
+                    "is back; tell your administrator.",
+                    reason="previous-container",
+                    log_message=f"container {uuid} is Unknown; Zun refuses to delete "
+                    "it (an administrator can delete it with --force)",
+                )
+            if loop.time() >= deadline:
+                raise spawn_error(
+                    "Your previous server is still being removed ("
+                    + "; ".join(j.describe() for j in stuck)
+                    + "); try again in a minute.",
+                    reason="previous-container",
+                )
 
     async def build_body(self, name, choice, mounts):
         """The create body for container ``name`` running the user's ``choice``."""
@@ -256,8 +354,25 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
         except TimeoutError:
             raise TimeoutError(last) from None
 
+    async def _prepare(self, name, deadline):
+        """Everything before the create; returns its body."""
+        self._phase = "choosing the flavor"
+        choice = await self.apply_flavor()
+        self._phase = "checking the Zun API"
+        await self.zun.ensure_version()
+        self._phase = "removing the previous server"
+        # an earlier spawn's floating IP (a crash before its stop), found by
+        # its description even when the state lost it
+        await self.release_floating_ip()
+        await self._clear_the_way(name, deadline)
+        self._phase = "preparing the home volume"
+        mounts = await self.prepare_home_volume()
+        return await self.build_body(name, choice, mounts)
+
     async def start(self):
         self._events = []
+        self._ended = None
+        self._unknown_since = None
         if self.use_hub_poller and self.cleanup_orphans:
             self._hub_poller()
         loop = asyncio.get_running_loop()
@@ -268,30 +383,49 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
         except ValueError as e:
             raise spawn_error(str(e), reason="name", status_code=500) from None
         try:
-            choice = await self.apply_flavor()
-            await self.zun.ensure_version()
-            # an earlier spawn's floating IP (a crash before its stop), found by
-            # its description even when the state lost it
-            await self.release_floating_ip()
-            if self.container_id:
-                # a container from an earlier spawn (perhaps under another name)
-                await self.zun.delete_and_wait(self.container_id, timeout=self.delete_timeout)
-            await self._remove_leftovers(name)
-            self.container_id = None
-            mounts = await self.prepare_home_volume()
-            body = await self.build_body(name, choice, mounts)
-            self.emit(*steps.asking())
-            self.log.info("%s: creating container %s", self._log_name, name)
-            created = await self._create(body, deadline)
+            # Each phase has its own limits; this bounds them all by start's.
+            body = await asyncio.wait_for(
+                self._prepare(name, deadline), max(deadline + 0.5 - loop.time(), 0)
+            )
+        except asyncio.TimeoutError:
+            raise spawn_error(
+                f"The server did not start within {self.start_timeout} s (the hub was "
+                f"still {self._phase}); try again in a minute.",
+                reason="timeout",
+            ) from None
         except SpawnException:
             raise
         except CloudError as e:
             raise for_user(e, "create the server's container") from None
-        self.container_id = created["uuid"]
+
+        self._phase = "creating the container"
+        self.emit(*steps.asking())
+        self.log.info("%s: creating container %s", self._log_name, name)
         self.container_name_in_state = name
+        # The create runs on as a task of its own: when JupyterHub cancels start()
+        # the request is still on its way to Zun, and what it makes must be found.
+        create = asyncio.ensure_future(self._create(body, deadline))
+        try:
+            created = await asyncio.shield(create)
+        except asyncio.CancelledError:
+            self.log.warning("%s: start cancelled during the create of %s; it will be "
+                             "removed", self._log_name, name)
+            self._hand_over(name, create=create)
+            raise
+        except CloudError as e:
+            if is_transient(e):
+                # no clear answer: the container may still appear under its name
+                self._hand_over(name, create=create)
+            raise for_user(e, "create the server's container") from None
+        self.container_id = created["uuid"]
         self._created_at = loop.time()
+        self._phase = "waiting for the container to run"
         try:
             container = await self._wait_running(self.container_id, deadline)
+        except asyncio.CancelledError:
+            self._hand_over(name, uuid=self.container_id, by_name=False)
+            self.container_id = None
+            raise
         except TimeoutError as e:
             await self._cleanup_failed()
             raise spawn_error(
@@ -351,21 +485,29 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
         except CloudError as e:
             return f"(no logs: {e})"
 
-    async def _cleanup_failed(self):
-        """Delete a container that failed to start (the home volume stays)."""
-        if not self.container_id:
-            return
+    async def _release_ip(self):
+        """Release the server's floating IP; a failure does not stop the removal."""
         try:
             await self.release_floating_ip()
         except CloudError as e:
-            # the IP keeps its description: the next stop of this server releases it
+            # the IP keeps its description: the next start or stop releases it
             self.log.warning("Could not release the floating IP of %s: %s", self._log_name, e)
-        try:
-            await self.zun.delete_and_wait(self.container_id, timeout=self.delete_timeout)
-        except CloudError as e:
-            self.log.warning("Could not delete failed container %s: %s", self.container_id, e)
+
+    async def _cleanup_failed(self):
+        """Remove a container that failed to start (the home volume stays).
+
+        Waits a moment only: the janitor finishes what Zun does not allow yet
+        (a Creating container), and the user's message must not wait for it.
+        """
+        if not self.container_id:
             return
+        await self._release_ip()
+        job = self._hand_over(
+            self.container_name_in_state or self.container_name,
+            uuid=self.container_id, by_name=False,
+        )
         self.container_id = None
+        await self.janitor.tried(job, 1.0)
 
     def _hub_poller(self):
         poller = HubPoller.for_hub(
@@ -412,17 +554,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
         except NotFound:
             return None
 
-    async def poll(self):
-        if not self.container_id:
-            return 0
-        try:
-            container = await self._current()
-        except CloudError as e:
-            # Never report a server as stopped because the API blipped.
-            self.log.warning("Polling %s failed, assuming it runs: %s", self._log_name, e)
-            return None
-        if container is None:
-            return 0
+    def _exit_code(self, container):
+        """poll()'s answer for a container as Zun shows it."""
         status = container.get("status")
         if status == "Unknown":
             loop = asyncio.get_running_loop()
@@ -440,15 +573,89 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, ZunSettings, S
         self._unknown_since = None
         return objects.exit_status(container)
 
-    async def stop(self, now=False):
+    async def poll(self):
+        if self.to_remove:
+            self._resume_removals()
+        if not self.container_id:
+            if self._ended is not None:
+                return self._ended
+            if self.server is not None:
+                # The hub thinks a server is here but none was recorded: a start
+                # that never finished (a hub killed mid-create, a cancelled
+                # start) may have left one.  It is no one's: remove it.
+                await self._sweep()
+            return 0
         try:
-            # before the container: its port (and so the IP's association) goes with it
-            await self.release_floating_ip()
-            if self.container_id:
-                await self.zun.delete_and_wait(self.container_id, timeout=self.delete_timeout)
-            else:
-                await self._remove_leftovers(self.container_name, strict=False)
+            container = await self._current()
+            code = None if container is None else self._exit_code(container)
+            if code is not None and self.delete_stopped_containers and self.use_hub_poller:
+                # Ask Zun itself before deleting: a snapshot can predate a restart.
+                container = await self.zun.get(self.container_id)
+                code = self._exit_code(container)
+        except NotFound:
+            container = None
         except CloudError as e:
-            self.log.error("Stopping %s failed: %s", self._log_name, e)
-            raise
+            # Never report a server as stopped because the API blipped.
+            self.log.warning("Polling %s failed, assuming it runs: %s", self._log_name, e)
+            return None
+        if container is None:
+            return 0
+        if code is None or not self.delete_stopped_containers:
+            return code
+        # JupyterHub calls stop() only for a server poll() says is running:
+        # remove the ended container here, or nobody will.
+        self.log.info("%s ended (exit status %s); deleting its container %s",
+                      self._log_name, code, self.container_id)
+        await self._release_ip()
+        job = self._hand_over(
+            self.container_name_in_state or self.container_name,
+            uuid=self.container_id, by_name=False,
+        )
         self.container_id = None
+        self._ended = code
+        await self.janitor.tried(job, 10.0)
+        if job.refused:
+            self.log.warning(
+                "%s: container not deleted yet (%s); the hub keeps trying",
+                self._log_name, job.describe(),
+            )
+        return code
+
+    async def _sweep(self):
+        try:
+            name = self.container_name_in_state or self.container_name
+            job = self.janitor.active(name)
+            for found in await self.zun.find_by_name(name):
+                if not objects.is_ours(found, self.own_labels):
+                    continue
+                if job is not None and found["uuid"] in job.uuids:
+                    continue
+                self.log.warning(
+                    "%s: container %s (%s) was made by a start that never finished; "
+                    "removing it", self._log_name, found["uuid"], found.get("status"),
+                )
+                self._hand_over(name, uuid=found["uuid"], by_name=False)
+        except (CloudError, ValueError) as e:
+            self.log.warning("%s: could not look for unrecorded containers: %s",
+                             self._log_name, e)
+
+    async def stop(self, now=False):
+        # before the container: its port (and so the IP's association) goes with it
+        await self._release_ip()
+        try:
+            name = self.container_name_in_state or self.container_name
+        except ValueError:
+            name = None
+        if name is None:
+            self.container_id = None
+            return
+        # With no id recorded, the name finds what a start left.
+        job = self._hand_over(name, uuid=self.container_id, by_name=not self.container_id)
+        self.container_id = None
+        if not await self.janitor.wait([job], self.delete_timeout):
+            self.log.error(
+                "Stopping %s: the container is not gone after %s s (%s). It stays in "
+                "the server's state; the hub keeps deleting it in the background and "
+                "before the next start.",
+                self._log_name, self.delete_timeout, job.describe(),
+            )
