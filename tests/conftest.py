@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import requests_mock
 
@@ -5,7 +7,7 @@ from magnum_spawner.common import cloud as cloud_context
 from magnum_spawner.zun.janitor import Janitor
 from magnum_spawner.zun.poller import HubPoller
 
-from .recorded import KEYSTONE, RecordedCloud
+from .recorded import CINDER_ROOT, FIXTURES, KEYSTONE, RecordedCloud
 
 OS_VARS = ("OS_CLOUD", "OS_AUTH_URL", "OS_CLIENT_CONFIG_FILE", "OS_USERNAME",
            "OS_PASSWORD", "OS_PROJECT_NAME", "OS_APPLICATION_CREDENTIAL_ID",
@@ -50,3 +52,12 @@ def fast_janitor(monkeypatch):
     monkeypatch.setattr(Janitor, "passing_delay", 0.1)
     monkeypatch.setattr(Janitor, "max_delay", 0.2)
     monkeypatch.setattr(Janitor, "lost_create_window", 0.5)
+
+
+@pytest.fixture
+def cinder(cloud):
+    """The recorded cloud plus Cinder's version document."""
+    rec = json.loads((FIXTURES / "recorded-extra" / "cinder-v3-versions.json").read_text())
+    cloud.m.get(f"{CINDER_ROOT}/v3/", json=rec["response"]["body"],
+                headers=rec["response"]["headers"])
+    return cloud

@@ -71,3 +71,19 @@ def without_injected_files(body):
     if mounts:
         body["mounts"] = mounts
     return body
+
+
+#: the hub id of the home volume tests
+HUB = "hub-1"
+
+
+def spawner_for(**config):
+    """A spawner with a 1 GiB home volume on hub ``HUB``, waiting briefly."""
+    settings = {
+        "hub_id": HUB,
+        "home_volume_size": 1,
+        "home_volume_poll_interval": 0.01,
+        "home_volume_timeout": 2.0,
+    }
+    settings.update(config)
+    return make_spawner(config=settings)

@@ -11,6 +11,7 @@ import json
 import pathlib
 import re
 import threading
+from urllib.parse import parse_qs, urlsplit
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 RECORDED = FIXTURES / "recorded-local"
@@ -21,6 +22,21 @@ CINDER = f"http://127.0.0.1:8776/v3/{PROJECT}"
 NEUTRON = "http://127.0.0.1:9696"
 CONTAINER_UUID = "515db7d6-d0e9-4a4d-8976-b6f501999f75"
 NETWORK = "6f3f6b6c-5a0c-4b5e-9a3e-1f0b9c1d2e3f"
+
+#: The Zun calls of alice's start and stop (the default container name).
+LIST_BY_NAME = f"{ZUN}/v1/containers?name=jupyter-alice"
+CREATE = f"{ZUN}/v1/containers?run=true"
+SHOW = f"{ZUN}/v1/containers/{CONTAINER_UUID}"
+DELETE = f"{SHOW}?stop=true"
+
+#: The labels alice's container carries on the default hub (written out: a test
+#: must not compute its expectation with the code under test).
+HUB_LABELS = {
+    "hub.jupyter.org/hub": "jupyterhub",
+    "hub.jupyter.org/user": "alice",
+    "hub.jupyter.org/server": "",
+    "hub.jupyter.org/managed-by": "magnum-spawner",
+}
 
 
 def load(name):
@@ -157,3 +173,76 @@ def status(value, reason=None, detail=None):
         b["status_reason"] = reason
         b["status_detail"] = detail
     return change
+
+
+def creates(cloud, *statuses, name="jupyter-alice"):
+    """A start: no container named ``name`` yet, the create, then the shows.
+
+    Each status is a recorded response's name or a change of the running
+    container (see :func:`status`); the last one repeats.  Default: Running.
+    """
+    cloud.reply("GET", f"{ZUN}/v1/containers?name={name}", "zun-containers-list-empty")
+    cloud.reply("POST", CREATE, "zun-container-create-run")
+    cloud.replies("GET", SHOW, *[
+        s if isinstance(s, str) else ("zun-container-show-running", s)
+        for s in statuses or [status("Running")]
+    ])
+
+
+# -- Cinder ---------------------------------------------------------------------
+
+VID = "689d4d3a-1cd7-4e42-b239-90bb0b12ac6a"
+VOLUME = f"{CINDER}/volumes/{VID}"
+DETAIL = f"{CINDER}/volumes/detail"
+CINDER_ROOT = "http://127.0.0.1:8776"
+#: the container of a start with a home volume
+ZUN_UUID = "8c38060b-53cf-4138-9476-2dca7aa4d0d6"
+
+
+def volume_change(**values):
+    """A body change for a recorded volume: set these fields (values only)."""
+    def apply(b):
+        v = b["volume"]
+        for key, value in values.items():
+            v[key] = copy.deepcopy(value)
+        if "id" in values:
+            for link in v["links"]:
+                link["href"] = link["href"].replace(VID, values["id"])
+    return apply
+
+
+def listed(**values):
+    """One volume as the recorded ``GET /volumes/detail`` lists it."""
+    v = body("cinder-volumes-detail-filter-name")["volumes"][0]
+    volume_change(**values)({"volume": v})
+    return v
+
+
+def serve_lists(cloud, by_name=(), by_metadata=()):
+    """Answer the name and metadata searches with these volumes."""
+    rec = response("cinder-volumes-detail-filter-name")
+
+    def answer(request, context):
+        context.status_code = rec["status"]
+        context.headers.update(rec["headers"])
+        query = parse_qs(urlsplit(request.url).query)
+        page = dict(rec["body"])
+        page["volumes"] = list(by_metadata if "metadata" in query else by_name)
+        return page
+
+    cloud.m.get(DETAIL, json=answer)
+
+
+def searches(cloud):
+    """The queries the spawner sent to ``GET /volumes/detail``."""
+    return [
+        {k: v[0] for k, v in parse_qs(urlsplit(r.url).query).items()}
+        for r in cloud.requests("GET", "/volumes/detail")
+    ]
+
+
+def zun_starts(cloud):
+    """A start that mounts a home volume (the recorded create with ``mounts``)."""
+    cloud.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
+    cloud.reply("POST", CREATE, "zun-container-create-with-volume")
+    cloud.reply("GET", f"{ZUN}/v1/containers/{ZUN_UUID}", "zun-container-show-with-volume")

@@ -17,29 +17,14 @@ from magnum_spawner.common.catalog import DEFAULT_FLAVORS
 from magnum_spawner.common.options_form import options_from_form, render_options_form
 
 from .helpers import make_spawner, without_injected_files
-from .recorded import CONTAINER_UUID, KEYSTONE, ZUN, status
+from .recorded import HUB_LABELS, KEYSTONE, creates
 
-LIST_BY_NAME = f"{ZUN}/v1/containers?name=jupyter-alice"
-CREATE = f"{ZUN}/v1/containers?run=true"
-SHOW = f"{ZUN}/v1/containers/{CONTAINER_UUID}"
 BASE = "quay.io/jupyter/base-notebook"
 SCIPY = "quay.io/jupyter/scipy-notebook"
 IMAGES = {
     BASE: {"display_name": "Base", "description": "Python and JupyterLab."},
     SCIPY: {"display_name": "SciPy", "description": "NumPy, SciPy, pandas, matplotlib."},
 }
-HUB_LABELS = {
-    "hub.jupyter.org/hub": "jupyterhub",
-    "hub.jupyter.org/user": "alice",
-    "hub.jupyter.org/server": "",
-    "hub.jupyter.org/managed-by": "magnum-spawner",
-}
-
-
-def creates(cloud, name="jupyter-alice"):
-    cloud.reply("GET", f"{ZUN}/v1/containers?name={name}", "zun-containers-list-empty")
-    cloud.reply("POST", CREATE, "zun-container-create-run")
-    cloud.reply("GET", SHOW, "zun-container-show-running", change=status("Running"))
 
 
 def zun_requests(cloud):

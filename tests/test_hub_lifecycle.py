@@ -21,7 +21,7 @@ from magnum_spawner import ZunSpawner
 from .conftest import PASSWORD_AUTH
 from .fake_zun import LifecycleZun
 from .helpers import injected_files
-from .recorded import CONTAINER_UUID, ZUN, status
+from .recorded import CONTAINER_UUID, DELETE, ZUN, creates, status
 
 CHP = pathlib.Path(__file__).parents[1] / ".cache/node/node_modules/.bin/configurable-http-proxy"
 
@@ -67,13 +67,8 @@ async def app(container_server, tmp_path):
 
 
 def recorded_start(cloud, *statuses):
-    cloud.reply("GET", f"{ZUN}/v1/containers?name=jupyter-ada", "zun-containers-list-empty")
-    cloud.reply("POST", f"{ZUN}/v1/containers?run=true", "zun-container-create-run")
-    cloud.replies("GET", f"{ZUN}/v1/containers/{CONTAINER_UUID}",
-                  *[("zun-container-show-running", s) if not isinstance(s, str) else s
-                    for s in statuses])
-    cloud.reply("DELETE", f"{ZUN}/v1/containers/{CONTAINER_UUID}?stop=true",
-                "zun-container-delete-stop-true")
+    creates(cloud, *statuses, name="jupyter-ada")
+    cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
 
 
 async def test_jupyterhub_spawns_records_state_and_stops(app, cloud, container_server):

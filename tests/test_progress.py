@@ -5,11 +5,19 @@ import asyncio
 import pytest
 from jupyterhub.spawner import SpawnException
 
-from .helpers import make_spawner
-from .recorded import ZUN, status
-from .test_spawner import DELETE, SHOW, creates
-from .test_volumes import (  # noqa: F401 (the cinder fixture)
-    VOLUME, ZUN_UUID, change, cinder, serve_lists, spawner_for,
+from .helpers import make_spawner, spawner_for
+from .recorded import (
+    CREATE,
+    DELETE,
+    LIST_BY_NAME,
+    SHOW,
+    VOLUME,
+    ZUN,
+    ZUN_UUID,
+    creates,
+    serve_lists,
+    status,
+    volume_change,
 )
 
 
@@ -106,10 +114,10 @@ async def test_home_folder_steps_come_first(cinder):
     serve_lists(cinder)
     cinder.reply("POST", f"{VOLUME.rsplit('/', 1)[0]}", "cinder-volume-create")
     cinder.replies("GET", VOLUME,
-                   ("cinder-volume-show-available", change(status="creating")),
+                   ("cinder-volume-show-available", volume_change(status="creating")),
                    "cinder-volume-show-available")
-    cinder.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
-    cinder.reply("POST", f"{ZUN}/v1/containers?run=true", "zun-container-create-with-volume")
+    cinder.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
+    cinder.reply("POST", CREATE, "zun-container-create-with-volume")
     cinder.replies("GET", f"{ZUN}/v1/containers/{ZUN_UUID}",
                    ("zun-container-show-with-volume", task("Creating")),
                    "zun-container-show-with-volume")

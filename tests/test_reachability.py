@@ -16,12 +16,7 @@ from traitlets import TraitError
 from magnum_spawner.zun import reachability
 
 from .helpers import make_spawner
-from .recorded import CONTAINER_UUID, NEUTRON, ZUN, sample, status
-
-LIST_BY_NAME = f"{ZUN}/v1/containers?name=jupyter-alice"
-CREATE = f"{ZUN}/v1/containers?run=true"
-SHOW = f"{ZUN}/v1/containers/{CONTAINER_UUID}"
-DELETE = f"{ZUN}/v1/containers/{CONTAINER_UUID}?stop=true"
+from .recorded import CONTAINER_UUID, CREATE, DELETE, LIST_BY_NAME, NEUTRON, SHOW, sample, status
 FIPS = f"{NEUTRON}/v2.0/floatingips"
 
 CREATED = sample("neutron-api-samples/floatingips/floatingip-create-response.json")["floatingip"]

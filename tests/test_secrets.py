@@ -16,8 +16,19 @@ from jupyterhub.spawner import SpawnException
 from magnum_spawner.zun import objects
 
 from .helpers import injected_files, make_spawner
-from .recorded import CONTAINER_UUID, KEYSTONE, ZUN, status
-from .test_volumes import VID, ZUN_UUID, cinder, listed, serve_lists, zun_starts  # noqa: F401 (fixture)
+from .recorded import (
+    CREATE,
+    KEYSTONE,
+    LIST_BY_NAME,
+    VID,
+    ZUN,
+    ZUN_UUID,
+    creates,
+    listed,
+    serve_lists,
+    status,
+    zun_starts,
+)
 
 API_TOKEN = "hub-api-token-secret"  # what helpers.make_spawner hands the spawner
 PASSWORD = "s3cret-pw"  # conftest.PASSWORD_AUTH
@@ -78,7 +89,7 @@ def full_lifecycle_cloud(cinder):
     serve_lists(cinder, by_name=[listed()])
     zun_starts(cinder)
     cinder.reply("DELETE", DELETE, "zun-container-delete-stop-true")
-    cinder.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
+    cinder.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
 
 
 @pytest.mark.parametrize("auth, cloud_secret", [
@@ -110,7 +121,7 @@ async def test_start_poll_stop_at_debug_logs_no_secret(cinder, debug_logs, auth,
 
 async def test_a_refused_create_that_echoes_the_body_leaks_nothing(cloud, debug_logs):
     """Zun's schema errors quote the offending value; that value may be a secret."""
-    cloud.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
+    cloud.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
 
     def echo(request, context):
         context.status_code = 400
@@ -127,7 +138,7 @@ async def test_a_refused_create_that_echoes_the_body_leaks_nothing(cloud, debug_
 
     from .recorded import body
     bad_request = body("zun-container-create-bad-name")
-    cloud.m.post(f"{ZUN}/v1/containers?run=true", json=echo)
+    cloud.m.post(CREATE, json=echo)
     spawner = make_spawner()
     with pytest.raises(SpawnException) as info:
         await spawner.start()
@@ -179,10 +190,7 @@ def test_the_launcher_reads_each_file_into_the_environment_then_runs_the_command
 
 
 async def test_operator_secrets_are_injected_too_and_plain_values_stay(cloud):
-    cloud.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
-    cloud.reply("POST", f"{ZUN}/v1/containers?run=true", "zun-container-create-run")
-    cloud.reply("GET", f"{ZUN}/v1/containers/{CONTAINER_UUID}", "zun-container-show-running",
-                change=status("Running"))
+    creates(cloud)
     spawner = make_spawner(config={
         "environment": {"S3_SECRET_KEY": "k3y", "DB_PASSWORD": "pw", "COURSE": "phys"},
         "secrets_dir": "/etc/hub-secrets",
@@ -203,7 +211,7 @@ async def test_operator_secrets_are_injected_too_and_plain_values_stay(cloud):
 
 async def test_a_secret_that_cannot_be_a_file_name_stops_the_spawn_readably(cloud):
     spawner = make_spawner(config={"environment": {"MY-TOKEN": "t"}})
-    cloud.reply("GET", f"{ZUN}/v1/containers?name=jupyter-alice", "zun-containers-list-empty")
+    cloud.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
     with pytest.raises(SpawnException) as info:
         await spawner.start()
     assert "cannot be passed safely" in info.value.message

@@ -12,24 +12,22 @@ from magnum_spawner.zun import objects
 from .fake_zun import LifecycleZun
 from .helpers import make_spawner
 from . import recorded
-from .recorded import CONTAINER_UUID, NETWORK, ZUN, status
-
-LIST_BY_NAME = f"{ZUN}/v1/containers?name=jupyter-alice"
-CREATE = f"{ZUN}/v1/containers?run=true"
-SHOW = f"{ZUN}/v1/containers/{CONTAINER_UUID}"
-DELETE = f"{ZUN}/v1/containers/{CONTAINER_UUID}?stop=true"
+from .recorded import (
+    CONTAINER_UUID,
+    CREATE,
+    DELETE,
+    HUB_LABELS,
+    LIST_BY_NAME,
+    NETWORK,
+    SHOW,
+    ZUN,
+    creates,
+    status,
+)
 
 
 def no_leftovers(cloud):
     cloud.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
-
-
-def creates(cloud, *statuses):
-    no_leftovers(cloud)
-    cloud.reply("POST", CREATE, "zun-container-create-run")
-    cloud.replies("GET", SHOW, *[
-        s if isinstance(s, str) else ("zun-container-show-running", s) for s in statuses
-    ])
 
 
 async def test_start_sends_the_exact_create_body_and_returns_the_address(cloud):
@@ -48,13 +46,7 @@ async def test_start_sends_the_exact_create_body_and_returns_the_address(cloud):
     body = sent.json()
     env = body.pop("environment")
     labels = body.pop("labels")
-    expected_labels = {
-        "course": "phys101",
-        "hub.jupyter.org/hub": "jupyterhub",
-        "hub.jupyter.org/user": "alice",
-        "hub.jupyter.org/server": "",
-        "hub.jupyter.org/managed-by": "magnum-spawner",
-    }
+    expected_labels = {"course": "phys101", **HUB_LABELS}
     assert {k: labels[k] for k in expected_labels} == expected_labels
     # the only other labels name the chosen image/flavor (issue 5)
     assert set(labels) - set(expected_labels) <= {

@@ -6,110 +6,41 @@ openstacksdk first reads Cinder's version document: fixtures/recorded-extra.
 """
 
 import asyncio
-import copy
 import json
 import logging
 import time
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from jupyterhub.spawner import SpawnException
 
 from magnum_spawner.common import names
 
-from .helpers import make_spawner, volume_mounts
-from .recorded import CINDER, FIXTURES, ZUN, body, response
+from .helpers import HUB, make_spawner, spawner_for, volume_mounts
+from .recorded import (
+    CINDER,
+    DETAIL,
+    VID,
+    VOLUME,
+    ZUN_UUID,
+    body,
+    listed,
+    response,
+    searches,
+    serve_lists,
+    volume_change,
+    zun_starts,
+)
 
-VID = "689d4d3a-1cd7-4e42-b239-90bb0b12ac6a"
 OTHER_VID = "0b9f4a4e-5c3d-4f7e-8a1b-2c3d4e5f6a7b"
-VOLUME = f"{CINDER}/volumes/{VID}"
 OTHER = f"{CINDER}/volumes/{OTHER_VID}"
-DETAIL = f"{CINDER}/volumes/detail"
 CREATE = f"{CINDER}/volumes"
-CINDER_ROOT = "http://127.0.0.1:8776"
 
-ZUN_UUID = "8c38060b-53cf-4138-9476-2dca7aa4d0d6"
-ZUN_LIST = f"{ZUN}/v1/containers?name=jupyter-alice"
-ZUN_CREATE = f"{ZUN}/v1/containers?run=true"
-
-HUB = "hub-1"
 OURS = {
     "hub.jupyter.org/hub": HUB,
     "hub.jupyter.org/user": "alice",
     "hub.jupyter.org/managed-by": "magnum-spawner",
 }
 QUOTA_SENTENCE = "The storage quota of this hub's cloud project is full; tell your administrator."
-
-
-# -- serving Cinder -------------------------------------------------------------
-
-
-@pytest.fixture
-def cinder(cloud):
-    """The recorded cloud plus Cinder's version document."""
-    rec = json.loads((FIXTURES / "recorded-extra" / "cinder-v3-versions.json").read_text())
-    cloud.m.get(f"{CINDER_ROOT}/v3/", json=rec["response"]["body"],
-                headers=rec["response"]["headers"])
-    return cloud
-
-
-def change(**values):
-    """A body change for a recorded volume: set these fields (values only)."""
-    def apply(b):
-        v = b["volume"]
-        for key, value in values.items():
-            v[key] = copy.deepcopy(value)
-        if "id" in values:
-            for link in v["links"]:
-                link["href"] = link["href"].replace(VID, values["id"])
-    return apply
-
-
-def listed(**values):
-    """One volume as the recorded ``GET /volumes/detail`` lists it."""
-    v = body("cinder-volumes-detail-filter-name")["volumes"][0]
-    change(**values)({"volume": v})
-    return v
-
-
-def serve_lists(cloud, by_name=(), by_metadata=()):
-    """Answer the name and metadata searches with these volumes."""
-    rec = response("cinder-volumes-detail-filter-name")
-
-    def answer(request, context):
-        context.status_code = rec["status"]
-        context.headers.update(rec["headers"])
-        query = parse_qs(urlsplit(request.url).query)
-        page = dict(rec["body"])
-        page["volumes"] = list(by_metadata if "metadata" in query else by_name)
-        return page
-
-    cloud.m.get(DETAIL, json=answer)
-
-
-def searches(cloud):
-    """The queries the spawner sent to ``GET /volumes/detail``."""
-    return [
-        {k: v[0] for k, v in parse_qs(urlsplit(r.url).query).items()}
-        for r in cloud.requests("GET", "/volumes/detail")
-    ]
-
-
-def zun_starts(cloud):
-    cloud.reply("GET", ZUN_LIST, "zun-containers-list-empty")
-    cloud.reply("POST", ZUN_CREATE, "zun-container-create-with-volume")
-    cloud.reply("GET", f"{ZUN}/v1/containers/{ZUN_UUID}", "zun-container-show-with-volume")
-
-
-def spawner_for(**config):
-    settings = {
-        "hub_id": HUB,
-        "home_volume_size": 1,
-        "home_volume_poll_interval": 0.01,
-        "home_volume_timeout": 2.0,
-    }
-    settings.update(config)
-    return make_spawner(config=settings)
 
 
 def zun_creates(cloud):
@@ -199,7 +130,7 @@ async def test_found_by_metadata_after_the_template_was_renamed(cinder):
 
 
 async def test_the_volume_in_state_is_preferred_and_not_counted_twice(cinder):
-    cinder.reply("GET", VOLUME, "cinder-volume-show-available", change=change(metadata=OURS))
+    cinder.reply("GET", VOLUME, "cinder-volume-show-available", change=volume_change(metadata=OURS))
     serve_lists(cinder, by_name=[listed(metadata=OURS)], by_metadata=[listed(metadata=OURS)])
     spawner = spawner_for()
     spawner.load_state({"home_volume_id": VID})
@@ -211,8 +142,8 @@ async def test_the_volume_in_state_is_preferred_and_not_counted_twice(cinder):
 async def test_a_volume_in_state_that_is_gone_is_forgotten_and_replaced(cinder):
     cinder.m.get(VOLUME, **_kw(response("cinder-volume-show-404")))
     serve_lists(cinder)
-    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(id=OTHER_VID))
-    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=change(id=OTHER_VID))
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(id=OTHER_VID))
+    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=volume_change(id=OTHER_VID))
     spawner = spawner_for()
     spawner.load_state({"home_volume_id": VID})
     mounts = await spawner.prepare_home_volume()
@@ -234,11 +165,11 @@ def _kw(rec):
 
 async def test_missing_volume_is_created_with_our_metadata_and_awaited(cinder):
     serve_lists(cinder)
-    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(size=2))
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(size=2))
     cinder.replies("GET", VOLUME,
-                   ("cinder-volume-show-available", change(status="creating", size=2)),
-                   ("cinder-volume-show-available", change(status="creating", size=2)),
-                   ("cinder-volume-show-available", change(size=2)))
+                   ("cinder-volume-show-available", volume_change(status="creating", size=2)),
+                   ("cinder-volume-show-available", volume_change(status="creating", size=2)),
+                   ("cinder-volume-show-available", volume_change(size=2)))
     spawner = spawner_for(
         home_volume_size=2, home_volume_type="fast",
         home_volume_availability_zone=lambda s: "nova",
@@ -264,8 +195,8 @@ async def test_missing_volume_is_created_with_our_metadata_and_awaited(cinder):
 
 async def test_per_server_template_gives_a_named_server_its_own_volume(cinder):
     serve_lists(cinder, by_metadata=[listed(metadata=OURS)])  # alice's per-user volume
-    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(id=OTHER_VID))
-    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=change(id=OTHER_VID))
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(id=OTHER_VID))
+    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=volume_change(id=OTHER_VID))
     spawner = make_spawner(servername="gpu", config={
         "hub_id": HUB, "home_volume_size": 1, "home_volume_poll_interval": 0.01,
         "home_volume_name_template": "home-{user_server}",
@@ -283,8 +214,8 @@ async def test_a_volume_that_is_being_deleted_is_awaited_then_replaced(cinder):
         _kw(response("cinder-volume-show-available")) | {"json": _vol(status="deleting")},
         _kw(response("cinder-volume-show-404")),
     ])
-    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(id=OTHER_VID))
-    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=change(id=OTHER_VID))
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(id=OTHER_VID))
+    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=volume_change(id=OTHER_VID))
     spawner = spawner_for()
     mounts = await spawner.prepare_home_volume()
     assert mounts[0]["source"] == OTHER_VID
@@ -294,14 +225,14 @@ async def test_a_volume_that_is_being_deleted_is_awaited_then_replaced(cinder):
 
 def _vol(**values):
     b = body("cinder-volume-show-available")
-    change(**values)(b)
+    volume_change(**values)(b)
     return b
 
 
 async def test_a_created_volume_that_goes_to_error_is_named_and_removed(cinder):
     serve_lists(cinder)
     cinder.reply("POST", CREATE, "cinder-volume-create")
-    cinder.replies("GET", VOLUME, ("cinder-volume-show-available", change(status="error")))
+    cinder.replies("GET", VOLUME, ("cinder-volume-show-available", volume_change(status="error")))
     cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
     spawner = spawner_for()
     with pytest.raises(SpawnException) as info:
@@ -321,7 +252,7 @@ async def test_a_created_volume_that_goes_to_error_is_named_and_removed(cinder):
 async def test_waits_while_the_old_container_lets_go_of_the_volume(cinder):
     serve_lists(cinder, by_name=[listed(metadata=OURS)], by_metadata=[listed(metadata=OURS)])
     cinder.replies("GET", VOLUME, "cinder-volume-show-in-use", "cinder-volume-show-in-use",
-                   ("cinder-volume-show-in-use", change(status="detaching")),
+                   ("cinder-volume-show-in-use", volume_change(status="detaching")),
                    "cinder-volume-show-after-detach")
     spawner = spawner_for()
     spawner.load_state({"home_volume_id": VID})
@@ -376,8 +307,8 @@ async def test_a_same_named_volume_of_another_hub_is_never_used(cinder, caplog):
     # duplicate names, and volumes are told apart by their metadata.
     theirs = {**OURS, "hub.jupyter.org/hub": "other-hub"}
     serve_lists(cinder, by_name=[listed(metadata=theirs)])
-    cinder.reply("POST", CREATE, "cinder-volume-create", change=change(id=OTHER_VID))
-    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=change(id=OTHER_VID))
+    cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(id=OTHER_VID))
+    cinder.reply("GET", OTHER, "cinder-volume-show-available", change=volume_change(id=OTHER_VID))
     with caplog.at_level(logging.WARNING):
         mounts = await spawner_for().prepare_home_volume()
     assert mounts[0]["source"] == OTHER_VID
@@ -394,8 +325,8 @@ async def test_a_bigger_size_extends_the_volume_at_the_next_start(cinder):
     # Cinder answers os-extend with 202 and no body, like the recorded delete.
     cinder.reply("POST", f"{VOLUME}/action", "cinder-volume-delete")
     cinder.replies("GET", VOLUME,
-                   ("cinder-volume-show-available", change(status="extending")),
-                   ("cinder-volume-show-available", change(size=3)))
+                   ("cinder-volume-show-available", volume_change(status="extending")),
+                   ("cinder-volume-show-available", volume_change(size=3)))
     spawner = spawner_for(home_volume_size=3)
     mounts = await spawner.prepare_home_volume()
     assert mounts[0]["source"] == VID
@@ -472,7 +403,7 @@ async def test_delete_forever_with_the_flag_off_sends_nothing(cinder):
 
 
 async def test_delete_forever_deletes_our_volume_when_configured(cinder):
-    cinder.reply("GET", VOLUME, "cinder-volume-show-available", change=change(metadata=OURS))
+    cinder.reply("GET", VOLUME, "cinder-volume-show-available", change=volume_change(metadata=OURS))
     serve_lists(cinder, by_metadata=[listed(metadata=OURS)])
     cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
     spawner = spawner_for(delete_home_volume_on_delete=True)
@@ -483,10 +414,10 @@ async def test_delete_forever_deletes_our_volume_when_configured(cinder):
 
 
 async def test_delete_forever_waits_for_the_container_to_let_go(cinder):
-    ours = change(metadata={**OURS, "attached_mode": "rw"})
+    ours = volume_change(metadata={**OURS, "attached_mode": "rw"})
     cinder.replies("GET", VOLUME, ("cinder-volume-show-in-use", ours),
                    ("cinder-volume-show-in-use", ours),
-                   ("cinder-volume-show-after-detach", change(metadata=OURS)))
+                   ("cinder-volume-show-after-detach", volume_change(metadata=OURS)))
     serve_lists(cinder)
     cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
     spawner = spawner_for(delete_home_volume_on_delete=True)
