@@ -1,4 +1,5 @@
-"""What an operator sets for the Zun path: the containers, their deletion, polling.
+"""What every part of the Zun path builds on: its settings, the server's
+container (name, labels, the ids in the state) and the hub's Zun client.
 
 The settings every spawner shares (credentials, ``hub_id``, ``image``) are in
 :class:`~magnum_spawner.common.host.Host`; flavors, home volumes and
@@ -19,13 +20,14 @@ from traitlets import (
     validate,
 )
 
+from ..common import names
 from ..common.catalog import check_cpu, check_memory_mib, memory_mib
 from ..common.host import Host
 from . import objects
-from .client import DEFAULT_API_VERSION
+from .client import DEFAULT_API_VERSION, ZunClient
 
 
-class ZunSettings(Host):
+class ZunHost(Host):
     zun_api_version = Unicode(
         DEFAULT_API_VERSION,
         config=True,
@@ -261,3 +263,51 @@ class ZunSettings(Host):
         except ValueError as e:
             raise TraitError(f"ZunSpawner: {e}") from None
         return proposal["value"]
+
+    # -- state ------------------------------------------------------------------
+
+    container_id = Unicode(None, allow_none=True)
+    container_name_in_state = Unicode(None, allow_none=True)
+    state_fields = ({"container_id": "container_id", "container_name": "container_name_in_state"},)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._zun = None
+
+    # -- the server's container and the Zun client ------------------------------
+
+    @property
+    def container_name(self):
+        return names.container_name(
+            self.name_template,
+            self.user.name,
+            self.name or "",
+            hub_id=self.hub_id,
+        )
+
+    @property
+    def own_labels(self):
+        return names.hub_labels(self.hub_id, self.user.name, self.name or "")
+
+    @property
+    def zun(self):
+        """The hub's shared Zun client for these settings.
+
+        Looked up once per spawner: poll() runs for every server on every
+        interval, and the lookup hashes the settings and environment.
+        """
+        if self._zun is None:
+            self._zun = self._shared_zun_client()
+        return self._zun
+
+    def _shared_zun_client(self):
+        context = self.cloud_context()
+        return context.shared(
+            ("zun", self.zun_api_version, self.api_workers),
+            lambda: ZunClient(
+                context.session,
+                api_version=self.zun_api_version,
+                max_workers=self.api_workers,
+                **context.endpoint_args(),
+            ),
+        )
