@@ -11,7 +11,8 @@ Fixtures
 - ``local_spawner``: a ZunSpawner built in-process against the local cloud, for
   tests that need one spawner's start/poll/stop without a hub.
 - ``project_at_start`` (session, autouse): the project's inventory (containers,
-  volumes with their attachment status, floating IPs) before the first test.
+  volumes with their attachment status, floating IPs, ports, security groups)
+  before the first test.
 
 Checks of what exists in the cloud go through ``LocalCloud``'s python-zunclient and
 openstacksdk clients, never through magnum_spawner's own code.
@@ -168,28 +169,39 @@ class LocalCloud:
         except exceptions.NotFoundException:
             return None
 
-    def floating_ips(self):
-        """The project's floating IPs, or None when the cloud has no real Neutron."""
+    def network_inventory(self):
+        """The project's floating IPs, ports and security groups (Neutron), as
+        id -> a few attributes; a kind the Neutron does not serve is None."""
         from openstack import exceptions
 
-        try:
-            return list(self.sdk.network.ips())
-        except exceptions.SDKException:
-            return None  # the local cloud's Neutron stand-in has no floating IPs
+        net = self.sdk.network
+        kinds = {
+            "floating_ips": (net.ips, lambda f: (f.floating_ip_address, f.port_id)),
+            # Zun makes a port per container, and a security group per container
+            # with exposed_ports: both must go with the container
+            "ports": (net.ports, lambda p: (p.device_owner, p.device_id)),
+            "security_groups": (net.security_groups, lambda g: g.name),
+        }
+        found = {}
+        for kind, (listing, describe) in kinds.items():
+            try:
+                found[kind] = {r.id: describe(r) for r in listing()}
+            except exceptions.SDKException:
+                found[kind] = None
+        return found
 
     def inventory(self):
-        """What the hub's project holds: container, volume, floating IP ids -> names.
+        """What the hub's project holds, read through python-zunclient and
+        openstacksdk: containers, volumes, and Neutron's floating IPs, ports and
+        security groups, as id -> a few attributes.
 
         Attachments are part of it: a volume that stays ``in-use`` differs from one
         that went back to ``available``.
         """
-        fips = self.floating_ips()
         return {
             "containers": {c["uuid"]: (c["name"], c["status"]) for c in self.containers()},
             "volumes": {v.id: (v.name, v.status) for v in self.volumes()},
-            "floating_ips": None if fips is None else {
-                f.id: (f.floating_ip_address, f.port_id) for f in fips
-            },
+            **self.network_inventory(),
         }
 
     def process_of(self, container_uuid):
