@@ -208,14 +208,18 @@ class Janitor:
             log.exception("Removing containers named %s failed; trying again", job.name)
         return cap
 
+    async def _status(self, job, uuid):
+        """The container's status; None (and the job told) when Zun answers 404."""
+        try:
+            return (await self.client.get(uuid)).get("status")
+        except NotFound:
+            self._gone(job, uuid)
+            return None
+
     async def _delete(self, job, uuid):
         if uuid in job.deleting:
-            try:
-                status = (await self.client.get(uuid)).get("status")
-            except NotFound:
-                self._gone(job, uuid)
-                return self.first_delay
-            if status == "Deleting":
+            status = await self._status(job, uuid)
+            if status in (None, "Deleting"):
                 return self.first_delay
             # The delete did not go through (Error): send it again.
             job.deleting.discard(uuid)
@@ -225,10 +229,8 @@ class Janitor:
             self._gone(job, uuid)
             return self.first_delay
         except Conflict:
-            try:
-                status = (await self.client.get(uuid)).get("status")
-            except NotFound:
-                self._gone(job, uuid)
+            status = await self._status(job, uuid)
+            if status is None:
                 return self.first_delay
             if status == "Deleting":
                 job.deleting.add(uuid)
