@@ -13,7 +13,7 @@ import requests
 from jupyterhub.spawner import SpawnException
 from traitlets import TraitError
 
-from magnum_spawner.zun import reachability
+from magnum_spawner.zun import objects
 
 from .helpers import make_spawner
 from .recorded import CONTAINER_UUID, CREATE, DELETE, LIST_BY_NAME, NEUTRON, SHOW, sample, status
@@ -284,6 +284,6 @@ def test_the_port_is_read_from_the_chosen_network():
         "net-b": [{"addr": "fd00::5", "version": 6, "port": "port-b6"},
                   {"addr": "10.1.0.5", "version": 4, "port": "port-b"}],
     }}
-    assert reachability.container_port(container, "net-b") == "port-b"
-    assert reachability.container_port(container) == "port-a"
-    assert reachability.container_port({"addresses": {}}) is None
+    assert objects.container_port(container, "net-b") == "port-b"
+    assert objects.container_port(container) == "port-a"
+    assert objects.container_port({"addresses": {}}) is None

@@ -4,6 +4,10 @@
 - ``client``: the Zun REST adapter; ``poller``: the hub-wide poll loop;
   ``orphans``: clean-up of containers no server owns;
 - ``objects``: pure builders of Zun and Cinder request bodies, readers of answers;
+- ``settings``: ZunHost, what every part builds on (settings, the container's
+  identity, the Zun client); ``removals``: containers that must go, go
+  (``janitor``: the hub-wide deleter);
 - ``cinder``: the Cinder client; ``home_volumes``: find/create/grow/delete a home;
-- ``reachability``: fixed or floating IPs; ``progress``: the spawn page's words.
+- ``neutron``: the floating IP client; ``reachability``: fixed or floating IPs;
+- ``progress``: the spawn page's words.
 """

@@ -300,3 +300,39 @@ def attached_to(volume):
 def describe(volume):
     name = volume.get("name")
     return f"{name} ({volume['id']})" if name else volume["id"]
+
+
+# -- Neutron floating IPs -----------------------------------------------------
+
+#: Neutron's limit on a description.
+MAX_DESCRIPTION = 255
+
+
+def description(hub_id, container_name):
+    """The description that marks a floating IP as this server's (exact match)."""
+    return f"magnum-spawner hub={hub_id} container={container_name}"[:MAX_DESCRIPTION]
+
+
+def container_port(container, network=None):
+    """The Neutron port of the address the hub would use (:func:`address_entry`)."""
+    return (address_entry(container, network) or {}).get("port")
+
+
+def exposed_ports_body(ports):
+    """Zun's ``exposed_ports`` (microversion 1.24+): ``{"8888/tcp": {}}``.
+
+    Zun 18's ``build_exposed_ports`` takes keys ``"<port>"`` or
+    ``"<port>/<tcp|udp>"`` with any value; its Docker driver then makes a
+    security group for the container that lets those ports in from anywhere.
+    """
+    body = {}
+    for port in ports:
+        text = str(port).strip()
+        number, _, proto = text.partition("/")
+        proto = proto or "tcp"
+        if not number.isdigit() or not 1 <= int(number) <= 65535 or proto not in ("tcp", "udp"):
+            raise ValueError(
+                f"exposed port {port!r}: use a port number, optionally with /tcp or /udp"
+            )
+        body[f"{int(number)}/{proto}"] = {}
+    return body
