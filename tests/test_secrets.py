@@ -217,3 +217,22 @@ async def test_a_secret_that_cannot_be_a_file_name_stops_the_spawn_readably(clou
     assert "cannot be passed safely" in info.value.message
     assert "'MY-TOKEN'" in info.value.log_message
     assert not cloud.requests("POST", "containers")
+
+
+# -- what the spawn page shows ------------------------------------------------------
+
+
+def test_the_spawn_page_shows_the_users_sentence_not_the_operators_detail():
+    """JupyterHub's progress stream formats a failed spawn with format_exception:
+    str() of a plain SpawnException is "500 SpawnException(reason=...): " plus the
+    log message (request ids, hosts, ports)."""
+    from jupyterhub.utils import format_exception
+
+    from magnum_spawner.common.errors import Unreachable, for_user
+
+    error = for_user(Unreachable("cannot reach the Zun API at 10.0.0.5:9517 (the "
+                                 "connection was reset)"), "create the server's container")
+    message, html = format_exception(error)
+    assert message == error.message
+    assert "SpawnException" not in message and "reason=" not in message
+    assert "10.0.0.5:9517" in error.log_message  # the operator still gets it

@@ -199,3 +199,24 @@ def test_a_page_parsed_container_by_container_equals_json_loads(text):
     assert [c for c, _ in kept] == whole["containers"]
     assert [u for _, u in kept] == [c["uuid"] for c in whole["containers"]]
     assert nxt == whole["next"]
+
+
+@pytest.mark.parametrize("exc, reason", [
+    (requests.exceptions.ConnectionError(
+        "HTTPConnectionPool(host='127.0.0.1', port=9517): Max retries exceeded with url: "
+        "/v1/containers (Caused by ProtocolError('Connection aborted.', "
+        "ConnectionResetError(104, 'Connection reset by peer')))"),
+     "at 127.0.0.1:9517 (the connection was reset)"),
+    (requests.exceptions.ConnectionError(
+        "HTTPConnectionPool(host='127.0.0.1', port=9517): Max retries exceeded (Caused by "
+        "NewConnectionError('<urllib3.connection.HTTPConnection>: Failed to establish a "
+        "new connection: [Errno 111] Connection refused'))"),
+     "at 127.0.0.1:9517 (the connection was refused)"),
+])
+async def test_an_unreachable_api_is_named_in_plain_words(cloud, client, exc, reason):
+    """What the spawn page shows: where, and what went wrong, not nested reprs."""
+    cloud.m.get(f"{ZUN}/v1/containers/{CONTAINER_UUID}", exc=exc)
+    with pytest.raises(errors.Unreachable) as info:
+        await client.get(CONTAINER_UUID)
+    assert info.value.detail == f"cannot reach the Zun API {reason}"
+    assert "Error(" not in str(info.value) and "Errno" not in str(info.value)

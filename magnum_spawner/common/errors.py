@@ -9,6 +9,8 @@ exceptions into these; :func:`spawn_error` and :func:`for_user` turn them into w
 JupyterHub shows on the spawn page.
 """
 
+import re
+
 from jupyterhub.spawner import SpawnException
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
@@ -132,6 +134,36 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
+_URL_RE = re.compile(r"https?://([^/\s:'\"]+(?::\d+)?)")
+_CONNECT_REASONS = (
+    ("reset", "the connection was reset"),
+    ("refused", "the connection was refused"),
+    ("timed out", "no answer in time"),
+    ("timeout", "no answer in time"),
+    ("Name or service not known", "its host name does not resolve"),
+    ("certificate", "its TLS certificate was refused"),
+    ("SSL", "the TLS handshake failed"),
+    ("aborted", "the connection was dropped"),
+)
+
+
+def _connect_failure(error, with_address=True):
+    """`` at HOST:PORT (what went wrong)``, in words a user can read.
+
+    keystoneauth's own text nests urllib3's and the socket's reprs, e.g.
+    ``('Connection aborted.', ConnectionResetError(104, ...))``.
+    """
+    text = str(error)
+    found = _URL_RE.search(text)
+    at = f" at {found.group(1)}" if found and with_address else ""
+    if isinstance(error, ks_exc.ConnectTimeout):
+        return f"{at} (no answer in time)"
+    for needle, reason in _CONNECT_REASONS:
+        if needle.lower() in text.lower():
+            return f"{at} ({reason})"
+    return f"{at} (the connection failed)"
+
+
 def from_keystoneauth(error, service="zun", where=None):
     """A keystoneauth exception met while calling ``service`` as a :class:`CloudError`.
 
@@ -151,7 +183,8 @@ def from_keystoneauth(error, service="zun", where=None):
         )
     if isinstance(error, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.SSLError)):
         where = where or ("Keystone" if service == "keystone" else f"the {api} API")
-        return Unreachable(f"cannot reach {where}: {error}", service=service)
+        reason = _connect_failure(error, with_address=" at " not in where)
+        return Unreachable(f"cannot reach {where}{reason}", service=service)
     return CloudError(f"request failed: {error}", service=service)
 
 
@@ -170,9 +203,26 @@ def from_openstacksdk(error, service):
 # -- what the user sees --------------------------------------------------------
 
 
+class SpawnFailure(SpawnException):
+    """A SpawnException whose spawn page shows ``message``, never ``log_message``.
+
+    JupyterHub 6's progress stream reports a failed spawn with ``str(exc)``,
+    which for a SpawnException is ``"500 SpawnException(reason=...): "`` plus the
+    operator's ``log_message``, unless the exception has ``jupyterhub_message``.
+    """
+
+    @property
+    def jupyterhub_message(self):
+        return self.message
+
+    @property
+    def jupyterhub_html_message(self):
+        return self.message_html or None
+
+
 def spawn_error(message, *, reason, status_code=500, log_message=None):
     """A SpawnException: ``message`` for the spawn page, ``log_message`` for the log."""
-    return SpawnException(
+    return SpawnFailure(
         message, reason=reason, status_code=status_code,
         log_message=message if log_message is None else log_message,
     )
