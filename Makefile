@@ -8,6 +8,7 @@
 #   make demo        local cloud + JupyterHub on http://127.0.0.1:8000
 #   make demo-down   stop the demo and the local cloud
 #   make bench       the benchmarks in benchmarks/
+#   make burst       the fault burst at a chosen size (BURST_SPAWNS=200, see README)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -19,7 +20,7 @@ PYTEST_ARGS ?=
 SHELL_SCRIPTS = devstack/settings $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$' devstack/*)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test lint unit e2e demo demo-down bench venv chp clean
+.PHONY: test lint unit e2e demo demo-down bench burst venv chp clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +63,14 @@ demo-down:
 
 bench: venv
 	$(PY) benchmarks/poller_at_scale.py
+
+# Concurrent spawns and stops through a real hub, faults at 10 % of the cloud
+# calls, the hub killed once (tests/e2e/burst.py; make e2e runs 20 spawns).
+BURST_SPAWNS ?= 200
+BURST_CONCURRENCY ?= 20
+burst: venv chp
+	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" \
+	  $(PY) -m tests.e2e.burst --spawns $(BURST_SPAWNS) --concurrency $(BURST_CONCURRENCY)
 
 clean:
 	-devstack/local-cloud down
