@@ -11,8 +11,8 @@ Fixtures
 - ``local_spawner``: a ZunSpawner built in-process against the local cloud, for
   tests that need one spawner's start/poll/stop without a hub.
 - ``project_at_start`` (session, autouse): the project's inventory (containers,
-  volumes with their attachment status, floating IPs, ports, security groups)
-  before the first test.
+  volumes with their attachment status, floating IPs, ports, security groups,
+  Magnum clusters and templates) before the first test.
 
 Checks of what exists in the cloud go through ``LocalCloud``'s python-zunclient and
 openstacksdk clients, never through magnum_spawner's own code.
@@ -192,8 +192,8 @@ class LocalCloud:
 
     def inventory(self):
         """What the hub's project holds, read through python-zunclient and
-        openstacksdk: containers, volumes, and Neutron's floating IPs, ports and
-        security groups, as id -> a few attributes.
+        openstacksdk: containers, volumes, Neutron's floating IPs, ports and
+        security groups, Magnum's clusters and templates, as id -> a few attributes.
 
         Attachments are part of it: a volume that stays ``in-use`` differs from one
         that went back to ``available``.
@@ -202,6 +202,17 @@ class LocalCloud:
             "containers": {c["uuid"]: (c["name"], c["status"]) for c in self.containers()},
             "volumes": {v.id: (v.name, v.status) for v in self.volumes()},
             **self.network_inventory(),
+            **self.magnum_inventory(),
+        }
+
+    def magnum_inventory(self):
+        """Magnum's clusters and cluster templates, when the cloud has Magnum."""
+        if not self.sdk.has_service("container-infrastructure-management"):
+            return {"clusters": None, "cluster_templates": None}
+        cim = self.sdk.container_infrastructure_management
+        return {
+            "clusters": {c.id: (c.name, c.status) for c in cim.clusters()},
+            "cluster_templates": {t.id: t.name for t in cim.cluster_templates()},
         }
 
     def process_of(self, container_uuid):
