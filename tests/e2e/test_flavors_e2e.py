@@ -66,6 +66,7 @@ def program(local_spawner, username, flavor, script, **env):
         cmd=["python", "-c", script],
         environment={k: str(v) for k, v in env.items()},
         home_volume_size=0,  # no Cinder volume: only sizes are under test
+        delete_stopped_containers=False,  # the tests read the ended container
     )
     spawner.user_options = {"flavor": flavor}
     return spawner
@@ -90,10 +91,14 @@ async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(
     async def stopped():
         return await killed.poll()
 
+    started = time.monotonic()
     status = await wait_for(stopped, timeout=60)
     assert status == 137  # 128 + SIGKILL, from the kernel's OOM killer
+    print(f"OOM kill seen by poll {time.monotonic() - started:.1f} s after Running")
     container = local_cloud.container(killed.container_id)  # python-zunclient
     assert container["memory"] == "128"
+    assert container["status"] == "Stopped"
+    assert "137" in (container.get("status_detail") or "")
     assert "OOMKilled" in (container.get("status_reason") or "")
 
     # the same program under a flavor with room for it is not killed
