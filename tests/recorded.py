@@ -29,6 +29,20 @@ CREATE = f"{ZUN}/v1/containers?run=true"
 SHOW = f"{ZUN}/v1/containers/{CONTAINER_UUID}"
 DELETE = f"{SHOW}?stop=true"
 
+#: Zun's status (and ``status_detail``) -> what poll() reports: None while running.
+POLL_RESULTS = [
+    ("Running", None, None),
+    ("Creating", None, None),
+    ("Created", None, None),
+    ("Restarting", None, None),
+    ("Stopped", "Exited(0) 3 minutes ago", 0),
+    ("Stopped", "Exited(137) 1 second ago", 137),
+    ("Stopped", None, 0),
+    ("Error", None, 1),
+    ("Dead", None, 1),
+    ("Deleted", None, 0),
+]
+
 #: The labels alice's container carries on the default hub (written out: a test
 #: must not compute its expectation with the code under test).
 HUB_LABELS = {

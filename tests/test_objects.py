@@ -12,7 +12,7 @@ from magnum_spawner.common.catalog import DEFAULT_FLAVORS, parse_flavors, parse_
 from magnum_spawner.common.choice import Choice, Offer, choose
 from magnum_spawner.zun import objects
 
-from .recorded import HUB_LABELS, load, response, status
+from .recorded import HUB_LABELS, POLL_RESULTS, load, response, status
 
 GIB = 1024 ** 3
 BASE = "quay.io/jupyter/base-notebook"
@@ -117,18 +117,7 @@ def container(value, detail=None, reason=None):
     return body
 
 
-@pytest.mark.parametrize("value, detail, code", [
-    ("Running", None, None),
-    ("Creating", None, None),
-    ("Created", None, None),
-    ("Restarting", None, None),
-    ("Stopped", "Exited(0) 2 seconds ago", 0),
-    ("Stopped", "Exited(137)", 137),
-    ("Stopped", None, 0),
-    ("Error", None, 1),
-    ("Dead", None, 1),
-    ("Deleted", None, 0),
-])
+@pytest.mark.parametrize("value, detail, code", POLL_RESULTS)
 def test_zun_statuses_as_poll_results(value, detail, code):
     assert objects.exit_status(container(value, detail)) == code
 

@@ -19,6 +19,7 @@ from .recorded import (
     HUB_LABELS,
     LIST_BY_NAME,
     NETWORK,
+    POLL_RESULTS,
     SHOW,
     ZUN,
     creates,
@@ -202,17 +203,7 @@ async def test_a_lost_create_answer_is_looked_up_not_resent(cloud):
     assert spawner.container_id == CONTAINER_UUID
 
 
-@pytest.mark.parametrize("zun_status, detail, expected", [
-    ("Running", None, None),
-    ("Creating", None, None),
-    ("Created", None, None),
-    ("Restarting", None, None),
-    ("Stopped", "Exited(0) 3 minutes ago", 0),
-    ("Stopped", "Exited(137) 1 second ago", 137),
-    ("Error", None, 1),
-    ("Dead", None, 1),
-    ("Deleted", None, 0),
-])
+@pytest.mark.parametrize("zun_status, detail, expected", POLL_RESULTS)
 async def test_poll_maps_every_zun_status(cloud, zun_status, detail, expected):
     zun = LifecycleZun().install(cloud.m)
     uuid = zun.server("jupyter-alice", zun_status, status_detail=detail)
