@@ -413,6 +413,46 @@ async def test_delete_forever_deletes_our_volume_when_configured(cinder):
     assert "home_volume_id" not in spawner.get_state()
 
 
+def named_server(name="gpu", **config):
+    settings = {"hub_id": HUB, "home_volume_size": 1, "home_volume_poll_interval": 0.01,
+                "home_volume_timeout": 2.0, "delete_home_volume_on_delete": True}
+    settings.update(config)
+    return make_spawner(servername=name, config=settings)
+
+
+async def test_deleting_a_named_server_never_deletes_the_users_shared_home(cinder, caplog):
+    # home-{username}: one volume for all of alice's servers.  Deleting her
+    # named server "gpu" (even one never started) must keep it.
+    serve_lists(cinder, by_metadata=[listed(metadata=OURS)])
+    cinder.reply("GET", VOLUME, "cinder-volume-show-available", change=change(metadata=OURS))
+    cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
+    never_started = named_server()
+    with caplog.at_level(logging.INFO):
+        await never_started.delete_forever()
+    used = named_server()
+    used.load_state({"home_volume_id": VID})  # it mounted the shared volume
+    await used.delete_forever()
+    assert not cinder.requests("DELETE")
+    assert "shared by all their servers; it is deleted only with the user" in caplog.text
+    # the user's deletion (JupyterHub calls the default server's delete_forever
+    # only then) does delete it
+    await spawner_for(delete_home_volume_on_delete=True).delete_forever()
+    assert len(cinder.requests("DELETE", f"volumes/{VID}")) == 1
+
+
+async def test_deleting_a_named_server_deletes_its_own_volume_only(cinder):
+    own = {**OURS, "hub.jupyter.org/server": "gpu"}
+    serve_lists(cinder, by_metadata=[listed(id=OTHER_VID, metadata=own), listed(metadata=OURS)])
+    cinder.reply("GET", OTHER, "cinder-volume-show-available",
+                 change=change(id=OTHER_VID, metadata=own))
+    cinder.reply("DELETE", OTHER, "cinder-volume-delete")
+    cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
+    spawner = named_server(home_volume_name_template="home-{user_server}")
+    spawner.load_state({"home_volume_id": OTHER_VID})
+    await spawner.delete_forever()
+    assert [r.path for r in cinder.requests("DELETE")] == [urlsplit(OTHER).path.lower()]
+
+
 async def test_delete_forever_waits_for_the_container_to_let_go(cinder):
     ours = volume_change(metadata={**OURS, "attached_mode": "rw"})
     cinder.replies("GET", VOLUME, ("cinder-volume-show-in-use", ours),

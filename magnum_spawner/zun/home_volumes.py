@@ -32,6 +32,7 @@ from .objects import (
     identity_metadata,
     matches_server,
     mounts_for,
+    owned_by,
     volume_made_here,
     volume_request,
 )
@@ -157,7 +158,10 @@ class HomeVolumeMixin(Host):
         config=True,
         help="""
         Delete the user's home volume, with all the user's files, when the user
-        (or the named server) is deleted from the hub.
+        (or the named server) is deleted from the hub.  A named server's own
+        volume (a per-server template) goes with that server; the user's
+        shared home (the default ``home-{username}``) goes only with the user,
+        never when one of the user's named servers is deleted.
 
         Off by default: deleting a user keeps their data until an administrator
         removes the volume.  Only volumes this hub made are ever deleted (those
@@ -553,6 +557,12 @@ class HomeVolumeMixin(Host):
                 self.log.warning(
                     "Not deleting volume %s of %s: this hub did not make it (metadata %s)",
                     describe(volume), self._log_name, volume["metadata"],
+                )
+                continue
+            if not owned_by(volume, self.name):
+                self.log.info(
+                    "Keeping volume %s: it is %s's home, shared by all their servers; "
+                    "it is deleted only with the user", describe(volume), self.user.name,
                 )
                 continue
             await self._delete_home_volume(cinder, volume)

@@ -271,6 +271,21 @@ def conflicts(volume, identity):
     return {k: meta[k] for k in identity if k in meta and meta[k] != identity[k]}
 
 
+def owned_by(volume, servername):
+    """Whether deleting server ``servername`` may delete this home volume.
+
+    A per-server volume (its metadata names a server) belongs to that server.
+    A volume without a server key is the user's, shared by all their servers:
+    it goes only with the user, that is with the default server (JupyterHub
+    refuses to delete a default server on its own; it deletes it, and calls its
+    delete_forever, only when the user is deleted).
+    """
+    meta = volume.get("metadata") or {}
+    if LABEL_SERVER in meta:
+        return meta[LABEL_SERVER] == (servername or "")
+    return not servername
+
+
 def matches_server(volume, servername, per_server_volume):
     """Whether a volume found by hub+user metadata belongs to this server.
 
@@ -281,9 +296,7 @@ def matches_server(volume, servername, per_server_volume):
     meta = volume.get("metadata") or {}
     if not per_server_volume:
         return LABEL_SERVER not in meta
-    if LABEL_SERVER in meta:
-        return meta[LABEL_SERVER] == (servername or "")
-    return not servername
+    return owned_by(volume, servername)
 
 
 def volume_made_here(volume, hub_id):
