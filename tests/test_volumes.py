@@ -8,13 +8,16 @@ openstacksdk first reads Cinder's version document: fixtures/recorded-extra.
 import asyncio
 import json
 import logging
+import re
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from jupyterhub.spawner import SpawnException
 
 from magnum_spawner.common import names
 
+from .fake_cinder import FakeCinder
 from .helpers import HUB, make_spawner, spawner_for, volume_mounts
 from .recorded import (
     CINDER,
@@ -25,6 +28,7 @@ from .recorded import (
     body,
     listed,
     response,
+    sample,
     searches,
     serve_lists,
     volume_change,
@@ -40,7 +44,15 @@ OURS = {
     "hub.jupyter.org/user": "alice",
     "hub.jupyter.org/managed-by": "magnum-spawner",
 }
+UNUSED = "hub.jupyter.org/unused"
 QUOTA_SENTENCE = "The storage quota of this hub's cloud project is full; tell your administrator."
+
+
+def accept_updates(cloud):
+    """Answer volume updates (PUT) with Cinder's api-ref sample; returns a reader."""
+    rec = sample("cinder-api-samples/volume-update-response.json")
+    cloud.m.put(re.compile(re.escape(CREATE) + "/[^/]+$"), json=rec)
+    return lambda: cloud.requests("PUT", "/volumes/")
 
 
 def zun_creates(cloud):
@@ -165,11 +177,16 @@ def _kw(rec):
 
 async def test_missing_volume_is_created_with_our_metadata_and_awaited(cinder):
     serve_lists(cinder)
-    cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(size=2))
+    made = {"billing": "physics", **OURS, UNUSED: "yes"}
+    cinder.reply("POST", CREATE, "cinder-volume-create",
+                 change=volume_change(size=2, metadata=made))
     cinder.replies("GET", VOLUME,
-                   ("cinder-volume-show-available", volume_change(status="creating", size=2)),
-                   ("cinder-volume-show-available", volume_change(status="creating", size=2)),
-                   ("cinder-volume-show-available", volume_change(size=2)))
+                   ("cinder-volume-show-available",
+                    volume_change(status="creating", size=2, metadata=made)),
+                   ("cinder-volume-show-available",
+                    volume_change(status="creating", size=2, metadata=made)),
+                   ("cinder-volume-show-available", volume_change(size=2, metadata=made)))
+    updates = accept_updates(cinder)
     spawner = spawner_for(
         home_volume_size=2, home_volume_type="fast",
         home_volume_availability_zone=lambda s: "nova",
@@ -182,11 +199,14 @@ async def test_missing_volume_is_created_with_our_metadata_and_awaited(cinder):
     assert posts[0].json() == {"volume": {
         "name": "home-alice",
         "size": 2,
-        "metadata": {"billing": "physics", **OURS},  # identity cannot be overridden
+        # identity cannot be overridden; "unused" until first handed to a container
+        "metadata": {"billing": "physics", **OURS, UNUSED: "yes"},
         "description": "JupyterHub home of alice on hub hub-1",
         "volume_type": "fast",
         "availability_zone": "nova",
     }}
+    assert [r.json() for r in updates()] == [
+        {"volume": {"metadata": {"billing": "physics", **OURS, UNUSED: "no"}}}]
     assert len(cinder.requests("GET", f"volumes/{VID}")) == 3
     assert spawner.get_state()["home_volume_id"] == VID
     messages = [e["message"] for e in spawner._events]
@@ -205,7 +225,7 @@ async def test_per_server_template_gives_a_named_server_its_own_volume(cinder):
     assert mounts[0]["source"] == OTHER_VID
     sent = cinder_requests(cinder, "POST")[0].json()["volume"]
     assert sent["name"] == "home-alice--gpu"
-    assert sent["metadata"] == {**OURS, "hub.jupyter.org/server": "gpu"}
+    assert sent["metadata"] == {**OURS, "hub.jupyter.org/server": "gpu", UNUSED: "yes"}
 
 
 async def test_a_volume_that_is_being_deleted_is_awaited_then_replaced(cinder):
@@ -424,7 +444,7 @@ async def test_deleting_a_named_server_never_deletes_the_users_shared_home(cinde
     # home-{username}: one volume for all of alice's servers.  Deleting her
     # named server "gpu" (even one never started) must keep it.
     serve_lists(cinder, by_metadata=[listed(metadata=OURS)])
-    cinder.reply("GET", VOLUME, "cinder-volume-show-available", change=change(metadata=OURS))
+    cinder.reply("GET", VOLUME, "cinder-volume-show-available", change=volume_change(metadata=OURS))
     cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
     never_started = named_server()
     with caplog.at_level(logging.INFO):
@@ -444,7 +464,7 @@ async def test_deleting_a_named_server_deletes_its_own_volume_only(cinder):
     own = {**OURS, "hub.jupyter.org/server": "gpu"}
     serve_lists(cinder, by_metadata=[listed(id=OTHER_VID, metadata=own), listed(metadata=OURS)])
     cinder.reply("GET", OTHER, "cinder-volume-show-available",
-                 change=change(id=OTHER_VID, metadata=own))
+                 change=volume_change(id=OTHER_VID, metadata=own))
     cinder.reply("DELETE", OTHER, "cinder-volume-delete")
     cinder.reply("DELETE", VOLUME, "cinder-volume-delete")
     spawner = named_server(home_volume_name_template="home-{user_server}")
@@ -515,3 +535,71 @@ async def test_the_event_loop_keeps_running_during_a_slow_cinder_call(cinder):
         task.cancel()
     # two slow searches (metadata, name) took at least 0.8 s; the loop ran meanwhile
     assert ticks >= 20
+
+
+# -- one volume per name, duplicates (issue 8, item 7) ----------------------------
+
+
+@pytest.fixture
+def stateful_cinder(cloud):
+    yield FakeCinder().install(cloud.m)
+
+
+async def test_a_default_and_a_named_server_starting_together_make_one_volume(
+        stateful_cinder):
+    stateful_cinder.create_delay = 0.2
+    default = spawner_for()
+    named = make_spawner(servername="gpu", config={
+        "hub_id": HUB, "home_volume_size": 1, "home_volume_poll_interval": 0.01,
+        "home_volume_timeout": 5.0})
+    first, second = await asyncio.gather(default.prepare_home_volume(),
+                                         named.prepare_home_volume())
+    assert stateful_cinder.creates == 1
+    assert first[0]["source"] == second[0]["source"]
+
+
+async def test_a_start_cancelled_mid_create_and_retried_makes_one_volume(stateful_cinder):
+    stateful_cinder.create_delay = 0.5
+    task = asyncio.ensure_future(spawner_for().prepare_home_volume())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    mounts = await spawner_for().prepare_home_volume()
+    assert stateful_cinder.creates == 1
+    assert [v["id"] for v in stateful_cinder.live()] == [mounts[0]["source"]]
+
+
+async def test_a_duplicate_the_hub_made_and_never_mounted_is_deleted(stateful_cinder, caplog):
+    used = stateful_cinder.add(metadata=OURS)  # older: may hold files
+    spare = stateful_cinder.add(metadata={**OURS, UNUSED: "yes"})
+    with caplog.at_level(logging.WARNING):
+        mounts = await spawner_for().prepare_home_volume()
+    assert mounts[0]["source"] == used
+    assert stateful_cinder.deleted == [spare]
+    assert f"Deleting home volume home-alice ({spare})" in caplog.text
+
+
+async def test_of_duplicates_never_mounted_the_oldest_stays(stateful_cinder):
+    older = stateful_cinder.add(metadata={**OURS, UNUSED: "yes"},
+                                created_at="2026-11-26T08:00:00.000000")
+    newer = stateful_cinder.add(metadata={**OURS, UNUSED: "yes"},
+                                created_at="2026-11-26T09:00:00.000000")
+    mounts = await spawner_for().prepare_home_volume()
+    assert mounts[0]["source"] == older
+    assert stateful_cinder.deleted == [newer]
+    # handed to a container: from now on it may hold files
+    assert stateful_cinder.volumes[older]["metadata"][UNUSED] == "no"
+
+
+async def test_duplicates_that_may_hold_files_are_never_deleted(stateful_cinder):
+    a = stateful_cinder.add(metadata=OURS)
+    b = stateful_cinder.add(metadata={**OURS, UNUSED: "no"})
+    with pytest.raises(SpawnException) as info:
+        await spawner_for().prepare_home_volume()
+    assert info.value.message == (
+        f"There are 2 home volumes for this server ({', '.join(sorted([a, b]))}); "
+        "tell your administrator, who should keep one of them."
+    )
+    assert "none was deleted" in info.value.log_message
+    assert not stateful_cinder.deleted

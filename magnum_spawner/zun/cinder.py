@@ -5,6 +5,7 @@ openstacksdk is synchronous: every call runs on the client's bounded thread pool
 waits on Cinder.  Volumes come back as plain dicts.
 """
 
+import asyncio
 import json
 
 from ..common.errors import NotFound
@@ -20,6 +21,7 @@ def _as_dict(volume):
         "metadata": dict(volume.metadata or {}),
         "attachments": list(volume.attachments or []),
         "multiattach": bool(volume.is_multiattach),
+        "created_at": volume.created_at or "",
     }
 
 
@@ -27,6 +29,19 @@ class CinderVolumes(SdkService):
     """Asynchronous access to the few Cinder calls home volumes need."""
 
     service = "cinder"
+
+    def __init__(self, cloud, max_workers=4):
+        super().__init__(cloud, max_workers)
+        #: volume name -> lock: one find-or-create at a time per name in the hub
+        self.name_locks = {}
+        #: volume name -> create task still on its way (its caller may be gone)
+        self.creating = {}
+
+    def name_lock(self, name):
+        lock = self.name_locks.get(name)
+        if lock is None:
+            lock = self.name_locks[name] = asyncio.Lock()
+        return lock
 
     @property
     def _proxy(self):
@@ -66,6 +81,10 @@ class CinderVolumes(SdkService):
 
     async def create(self, attrs):
         return await self._call(lambda: _as_dict(self._proxy.create_volume(**attrs)))
+
+    async def replace_metadata(self, volume_id, metadata):
+        """Set the volume's whole metadata (``PUT /volumes/<id>``)."""
+        await self._call(lambda: self._proxy.update_volume(volume_id, metadata=dict(metadata)))
 
     async def extend(self, volume_id, size):
         await self._call(self._proxy.extend_volume, volume_id, int(size))

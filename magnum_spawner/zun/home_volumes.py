@@ -25,6 +25,7 @@ from . import progress as steps
 from .cinder import CinderVolumes
 from .objects import (
     ATTACHED_STATES,
+    UNUSED_KEY,
     WAIT_STATES,
     attached_to,
     conflicts,
@@ -32,6 +33,7 @@ from .objects import (
     identity_metadata,
     matches_server,
     mounts_for,
+    never_mounted,
     owned_by,
     volume_made_here,
     volume_request,
@@ -260,8 +262,8 @@ class HomeVolumeMixin(Host):
             per_server(self.home_volume_name_template),
         )
 
-    def _volume_error(self, message, reason):
-        return spawn_error(message, reason=f"home-volume-{reason}")
+    def _volume_error(self, message, reason, log_message=None):
+        return spawn_error(message, reason=f"home-volume-{reason}", log_message=log_message)
 
     # -- state ------------------------------------------------------------------
 
@@ -411,6 +413,7 @@ class HomeVolumeMixin(Host):
     async def _create_home_volume(self, cinder, size):
         metadata = dict(await self.resolve(self.home_volume_metadata) or {})
         metadata.update(self.home_volume_identity)
+        metadata[UNUSED_KEY] = "yes"  # until it is first handed to a container
         attrs = volume_request(
             name=self.home_volume_name,
             size=size,
@@ -478,32 +481,85 @@ class HomeVolumeMixin(Host):
         current = await cinder.get(volume["id"]) or volume
         return await self._wait_usable(cinder, current, deadline, want_size=size)
 
+    async def _resolve_duplicates(self, cinder, live):
+        """One home volume out of several found for this server.
+
+        Only a volume this hub made and never handed to a container (so with no
+        file on it) is deleted; when more than one may hold files, nothing is
+        deleted and the user is told to ask an administrator.
+        """
+        identity = self.home_volume_identity
+
+        def spare(volume):
+            return (
+                never_mounted(volume)
+                and volume_made_here(volume, self.hub_id)
+                and not conflicts(volume, identity)
+                and volume["status"] == "available"
+                and not attached_to(volume)
+            )
+
+        keep = [v for v in live if not spare(v)]
+        extra = sorted((v for v in live if spare(v)), key=lambda v: v.get("created_at") or "")
+        if len(keep) > 1:
+            ids = ", ".join(sorted(v["id"] for v in live))
+            raise self._volume_error(
+                f"There are {len(live)} home volumes for this server ({ids}); "
+                "tell your administrator, who should keep one of them.",
+                reason="duplicate",
+                log_message=f"{self._log_name}: home volumes {ids} may each hold "
+                "files; none was deleted",
+            )
+        if not keep:
+            keep = [extra.pop(0)]  # all of them empty: the oldest stays
+        for volume in extra:
+            self.log.warning(
+                "Deleting home volume %s of %s: a duplicate this hub made and never "
+                "mounted (keeping %s)", describe(volume), self._log_name, describe(keep[0]),
+            )
+            await cinder.delete(volume["id"])
+        return keep[0]
+
+    async def _find_or_create(self, cinder, size, deadline):
+        """This server's live home volume, made when there is none.
+
+        Called under the volume name's lock.  A create whose caller was
+        cancelled is still on its way to Cinder: it is awaited first, so that
+        its volume is found rather than a second one made.
+        """
+        name = self.home_volume_name
+        pending = cinder.creating.get(name)
+        if pending is not None and not pending.done():
+            self.log.info("%s: waiting for an earlier create of volume %s", self._log_name, name)
+            await asyncio.wait([pending])
+        candidates = await self._find_home_volumes(cinder)
+        live = [v for v in candidates if v["status"] != "deleting"]
+        if len(live) > 1:
+            live = [await self._resolve_duplicates(cinder, live)]
+        if live:
+            self.emit(10, "Found your home folder")
+            return live[0]
+        for old in candidates:
+            self.emit(10, "Waiting for your previous home folder to be deleted")
+            await self._wait_gone(cinder, old, deadline)
+            if self.home_volume_id == old["id"]:
+                self.home_volume_id = None
+        create = asyncio.ensure_future(self._create_home_volume(cinder, size))
+        # (an error of a create nobody awaits any more is logged, not raised)
+        create.add_done_callback(lambda t: t.cancelled() or t.exception())
+        cinder.creating[name] = create
+        volume = await asyncio.shield(create)
+        return await self._wait_created(cinder, volume, deadline)
+
     async def _home_volume(self, cinder, size):
         deadline = time.monotonic() + self.home_volume_timeout
         while True:
-            candidates = await self._find_home_volumes(cinder)
-            live = [v for v in candidates if v["status"] != "deleting"]
-            if len(live) > 1:
-                ids = ", ".join(sorted(v["id"] for v in live))
-                raise self._volume_error(
-                    f"There are {len(live)} home volumes for this server ({ids}); "
-                    "tell your administrator, who should keep one of them.",
-                    reason="duplicate",
-                )
             try:
-                if live:
-                    volume = live[0]
-                    self.emit(10, "Found your home folder")
-                else:
-                    for old in candidates:
-                        self.emit(
-                            10, "Waiting for your previous home folder to be deleted"
-                        )
-                        await self._wait_gone(cinder, old, deadline)
-                        if self.home_volume_id == old["id"]:
-                            self.home_volume_id = None
-                    volume = await self._create_home_volume(cinder, size)
-                    volume = await self._wait_created(cinder, volume, deadline)
+                # One find-or-create per volume name at a time in the hub: a
+                # default and a named server sharing home-{username}, started
+                # together, make one volume, not two.
+                async with cinder.name_lock(self.home_volume_name):
+                    volume = await self._find_or_create(cinder, size, deadline)
                 volume = await self._wait_usable(cinder, volume, deadline)
                 return await self._grow(cinder, volume, size, deadline)
             except _Restart as restart:
@@ -527,6 +583,11 @@ class HomeVolumeMixin(Host):
         mount_path = await self.resolve(self.home_mount_path)
         try:
             volume = await self._home_volume(self.cinder, int(size))
+            if never_mounted(volume):
+                # From now on it may hold files: never deleted as a spare.
+                await self.cinder.replace_metadata(
+                    volume["id"], {**volume["metadata"], UNUSED_KEY: "no"}
+                )
         except CloudError as e:
             raise for_user(e, "prepare the home volume") from None
         self.home_volume_id = volume["id"]

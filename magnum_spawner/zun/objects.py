@@ -8,7 +8,14 @@ import fnmatch
 import re
 
 from ..common.catalog import memory_mib
-from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_SERVER, LABEL_USER, MANAGED_BY
+from ..common.names import (
+    LABEL_HUB,
+    LABEL_MANAGED_BY,
+    LABEL_PREFIX,
+    LABEL_SERVER,
+    LABEL_USER,
+    MANAGED_BY,
+)
 
 #: Environment variables whose values are secrets, whatever set them: JupyterHub's
 #: API token (``JUPYTERHUB_API_TOKEN``, ``JPY_API_TOKEN``) and anything named alike.
@@ -233,6 +240,16 @@ WAIT_STATES = frozenset({
     "maintenance", "managing", "awaiting-transfer",
 })
 ATTACHED_STATES = frozenset({"reserved", "attaching", "in-use", "detaching"})
+
+
+#: Metadata of a home volume this hub made: "yes" until it is first handed to
+#: a container, then "no".  "yes" is positive evidence that it holds no file;
+#: a volume without the key (older ones) may hold files.
+UNUSED_KEY = LABEL_PREFIX + "unused"
+
+
+def never_mounted(volume):
+    return (volume.get("metadata") or {}).get(UNUSED_KEY) == "yes"
 
 
 def identity_metadata(hub_id, username, servername, per_server_volume):
