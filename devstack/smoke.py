@@ -8,7 +8,7 @@ Run with a python that has keystoneauth1 and PyYAML (the zun venv has both)::
 Steps: authenticate with clouds.yaml (cloud ``local``, or --cloud); read Zun's
 version document; Cinder: create a 1 GiB volume, wait for ``available``,
 find it by name, delete it; Zun: ``POST /v1/containers?run=true`` (the body of
-shared/reference/recorded-local/zun-container-create-run.json, with a command
+tests/fixtures/recorded-local/zun-container-create-run.json, with a command
 that needs no hub) and wait for ``Running``; then the same with a Cinder
 volume mounted (volume ``in-use``), delete both with ``?stop=true``, volume
 back to ``available``, delete it.  --no-container stops after Cinder (for a

@@ -2,7 +2,8 @@
 
 Each test talks to the real Zun API of the local cloud (``local_cloud``
 fixture) with the hub's project: a container created without a command runs
-the image's default command; a stop without a timeout waits Docker's 10 s for
+the image's default command; an image that does not exist ends in Error with
+Zun's reason; a stop without a timeout waits Docker's 10 s for
 a pid 1 that ignores SIGTERM; a container reads its own memory limit; top
 lists ``ps -ef``'s columns; stats reports CPU and I/O; put_archive/get_archive
 move a tar in and out.  Run with ``make e2e`` or
@@ -72,6 +73,17 @@ def test_a_container_without_a_command_runs_the_images_default_command(zun):
     assert container["command"][:2] == ["jupyter", "lab"]
     top = zun("GET", f"/containers/{container['uuid']}/top").json()
     assert any("jupyter-lab" in row[-1] or "jupyter lab" in row[-1] for row in top["Processes"]), top
+
+
+def test_an_unknown_image_ends_in_error_with_a_reason(zun):
+    r = zun("POST", "/containers?run=true",
+            json={"name": f"parity-{uuid.uuid4().hex[:8]}", "image": "no/such-image",
+                  "command": ["true"]})
+    assert r.status_code == 202, r.text
+    cid = r.json()["uuid"]
+    wait_for(lambda: zun("GET", f"/containers/{cid}").json()["status"] == "Error", 30,
+             what="Error")
+    assert zun("GET", f"/containers/{cid}").json()["status_reason"]
 
 
 def test_stop_without_a_timeout_waits_dockers_10_s(zun):
