@@ -256,3 +256,15 @@ async def test_failed_grant_is_a_clear_error_and_leaves_no_admin_key(tmp_path, m
     assert "namespaces is forbidden" in e.value.detail
     assert os.listdir(made.files.path) == ["ca.crt"]
     made.files.remove()
+
+
+async def test_without_recheck_a_signed_link_asks_magnum_nothing(link, magnum):
+    await link.ensure()
+    before = len(magnum.cloud.m.request_history)
+    for _ in range(5):
+        await link.ensure(recheck=False)
+    assert len(magnum.cloud.m.request_history) == before
+    # a certificate due for renewal is renewed all the same
+    link.renew_before = datetime.timedelta(days=3650)
+    await link.ensure(recheck=False)
+    assert link.signed == 2

@@ -161,7 +161,7 @@ async def test_delete_forever_deletes_home_only_when_asked(flag, monkeypatch):
     spawner = make(delete_home_volume_on_delete=flag)
     fake = spawner.api = FakeCoreV1()
 
-    async def ready(force=None):
+    async def ready(force=None, recheck=True):
         return None
 
     monkeypatch.setattr(spawner, "ensure_cluster", ready)
@@ -173,7 +173,7 @@ async def test_named_server_keeps_the_users_shared_home(monkeypatch):
     spawner = make(servername="gpu", delete_home_volume_on_delete=True)
     fake = spawner.api = FakeCoreV1()
 
-    async def ready(force=None):
+    async def ready(force=None, recheck=True):
         return None
 
     monkeypatch.setattr(spawner, "ensure_cluster", ready)
@@ -267,3 +267,10 @@ def test_each_hub_its_own_namespace_and_kubernetes_user():
     assert spawner.namespace == "physics-101"
     assert spawner.kube_user == "magnum-spawner:physics-101"
     assert make(hub_id="Physics_101").namespace != make(hub_id="physics-101").namespace
+
+
+async def test_the_server_command_and_args_are_jupyterhub_singleuser():
+    spawner = make(args=["--ServerApp.allow_root=True"])
+    pod = await pod_of(spawner)
+    assert pod.spec.containers[0].args == [
+        "jupyterhub-singleuser", "--ServerApp.allow_root=True"]

@@ -207,15 +207,19 @@ class ClusterLink:
             return f"the certificate expires in {left}"
         return None
 
-    async def ensure(self, force=None):
+    async def ensure(self, force=None, recheck=True):
         """Check the cluster, and sign (again) when needed; the :class:`ClusterInfo`.
 
         ``force`` (a reason) signs again whatever the certificate's age: after a
-        TLS failure, say.  Concurrent callers wait for one signing.
+        TLS failure, say.  Without ``recheck``, a link that has a certificate
+        with time left asks Magnum nothing (poll() runs for every server, every
+        interval).  Concurrent callers wait for one signing.
         """
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
+            if not (recheck or force) and self.ready and self._due() is None:
+                return self.info
             info = await self.check()
             why = force or self._due()
             if why:

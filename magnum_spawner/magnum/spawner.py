@@ -230,6 +230,13 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
         # the hub may work in
         return kube_names.slug(self.hub_id, 63)
 
+    @default("cmd")
+    def _default_cmd(self):
+        # as ZunSpawner (JupyterHub's Spawner): KubeSpawner's default is the
+        # image's own command, which drops ``args`` and starts whatever the
+        # image starts
+        return ["jupyterhub-singleuser"]
+
     @default("storage_access_modes")
     def _default_storage_access_modes(self):
         return ["ReadWriteOnce"]
@@ -288,8 +295,12 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
             message, reason="cluster-not-ready", status_code=503, log_message=detail
         )
 
-    async def ensure_cluster(self, force=None):
-        """Check the cluster, sign when due, and load the kubeconfig once."""
+    async def ensure_cluster(self, force=None, recheck=True):
+        """Check the cluster, sign when due, and load the kubeconfig once.
+
+        start() rechecks the cluster's state in Magnum; poll() and stop() only
+        make sure the credentials are there (no Magnum call once they are).
+        """
         if not self.magnum_cluster:
             raise self._not_ready(
                 "The hub has no cluster to start servers on; tell your administrator.",
@@ -304,7 +315,7 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
                 "talks to one cluster",
             )
         try:
-            info = await link.ensure(force=force)
+            info = await link.ensure(force=force, recheck=recheck)
         except ClusterNotReady as e:
             raise self._not_ready(str(e), e.detail) from None
         except (CloudConfigError, AuthenticationFailed) as e:
@@ -385,7 +396,7 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
 
     async def poll(self):
         try:
-            await self.ensure_cluster()
+            await self.ensure_cluster(recheck=False)
         except SpawnException as e:
             # never report a server stopped because Magnum blipped
             self.log.warning("Polling %s: %s; assuming it runs", self._log_name, e.log_message)
@@ -393,11 +404,11 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
         return await super().poll()
 
     async def stop(self, now=False):
-        await self.ensure_cluster()
+        await self.ensure_cluster(recheck=False)
         return await super().stop(now=now)
 
     async def delete_forever(self):
         self.delete_pvc = self.delete_home_volume_on_delete
         if self.delete_pvc:
-            await self.ensure_cluster()
+            await self.ensure_cluster(recheck=False)
         return await super().delete_forever()
