@@ -23,8 +23,7 @@ import requests
 from magnum_spawner.magnum import credentials
 
 OUT = pathlib.Path(__file__).parent / "fixtures" / "recorded-local"
-KEEP = ("Content-Type", "OpenStack-API-Version", "Openstack-Api-Version",
-        "X-Openstack-Request-Id", "Location")
+KEEP = ("content-type", "openstack-api-version", "x-openstack-request-id", "location")
 
 
 def record(session, name, method, url, body=None, version=None):
@@ -41,7 +40,7 @@ def record(session, name, method, url, body=None, version=None):
     (OUT / f"magnum-{name}.json").write_text(json.dumps({
         "request": {"method": method, "url": url, "headers": shown, "body": body},
         "response": {"status": r.status_code,
-                     "headers": {k: v for k, v in r.headers.items() if k in KEEP},
+                     "headers": {k: v for k, v in r.headers.items() if k.lower() in KEEP},
                      "body": answer},
     }, indent=2, sort_keys=True) + "\n")
     print(name, r.status_code)
