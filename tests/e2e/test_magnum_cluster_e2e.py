@@ -327,6 +327,32 @@ def test_claim_is_a_cinder_volume_whose_files_survive_the_pod(cluster, local_clo
              "Cinder volume %s to be deleted with its claim" % volume.id)
 
 
+def test_second_cluster_has_its_own_ports_ca_and_node(cluster, local_cloud, tmp_path):
+    other = Cluster(local_cloud, str(tmp_path))
+    other.template = cluster.template  # the same template
+    try:
+        created = other.cim.create_cluster(
+            name=other.name, cluster_template_id=cluster.template.id,
+            master_count=1, node_count=1)
+        other.cluster = wait_for(lambda: other._finished(created.id), 240, 1,
+                                 "second cluster %s" % created.id)
+        assert other.cluster.status == "CREATE_COMPLETE", other.cluster.status_reason
+        assert other.cluster.api_address != cluster.cluster.api_address
+        path, ca, _ = other.kubeconfig()
+        assert ca != cluster.cim.get_cluster_certificate(cluster.cluster.id).pem
+        api, _ = other.client(path)
+        nodes = other.run(api.list_node()).items
+        assert [n.metadata.name for n in nodes] == ["%s-node-0" % other.name]
+        # The first cluster is untouched.
+        first = cluster.run(cluster.api.list_node()).items
+        assert [n.metadata.name for n in first] == ["%s-node-0" % cluster.name]
+    finally:
+        if other.cluster is not None:
+            other.cim.delete_cluster(other.cluster.id)
+            wait_for(lambda: _gone(other), 120, 1, "second cluster to be deleted")
+        other.close()
+
+
 def test_cluster_delete_leaves_no_process_port_or_volume(cluster, local_cloud):
     """Runs last in this module: deletes the shared cluster."""
     # Something to clean up: a running pod on a claimed volume.

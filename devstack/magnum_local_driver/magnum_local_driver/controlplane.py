@@ -15,7 +15,7 @@ lock); slot N uses ``port_base + 4N`` .. ``+3``.
 
 The processes are children of magnum-conductor, in its process group (so the
 local cloud's ``down`` stops them with it), reaped by a thread here (a dead
-child must not linger as a zombie).  Stopping is ordered: the node agent,
+child must not linger as a zombie) that restarts one that exits.  Stopping is ordered: the node agent,
 kube-controller-manager, kube-apiserver (it takes ~20 s to exit once etcd is
 gone), then etcd.
 """
@@ -184,19 +184,35 @@ class ClusterDir(object):
             return ''
         return '\n'.join(text.splitlines()[-lines:])
 
+    def wanted(self):
+        """Should its processes run (not deleted, not being stopped)?"""
+        return self.exists() and not os.path.exists(self.file('stopping'))
+
+    def count_restart(self, name):
+        counts = self.read_json('restarts.json') or {}
+        counts[name] = counts.get(name, 0) + 1
+        self.write('restarts.json', json.dumps(counts), 0o644)
+
     def remove(self):
         shutil.rmtree(self.path, ignore_errors=True)
 
 
 class Children(object):
-    """Popen children of this process, reaped by one background thread."""
+    """Popen children of this process, reaped by one background thread,
+    which also restarts one that exits (1, 2, 4 ... 30 s later) until its
+    cluster is being stopped: kube-controller-manager, for one, exits when
+    the API server is not answering within 10 s of its start, which a busy
+    machine can make it miss."""
+
+    MAX_DELAY = 30.0
 
     def __init__(self):
-        self._procs = {}
+        self._procs = {}    # pid -> (proc, cdir, name, argv, env, delay)
+        self._pending = []  # (due, cdir, name, argv, env, delay)
         self._lock = threading.Lock()
         self._thread = None
 
-    def spawn(self, cdir, name, argv, env=None):
+    def _start(self, cdir, name, argv, env):
         log = open(os.path.join(cdir.logs, name + '.log'), 'ab')
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -212,8 +228,12 @@ class Children(object):
             time.sleep(0.01)
         with open(os.path.join(cdir.pids, name), 'w') as f:
             f.write('%d %s\n' % (proc.pid, start or 0))
+        return proc
+
+    def spawn(self, cdir, name, argv, env=None, delay=1.0):
+        proc = self._start(cdir, name, argv, env)
         with self._lock:
-            self._procs[proc.pid] = proc
+            self._procs[proc.pid] = (proc, cdir, name, argv, env, delay)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._reap,
                                                 name='local-cluster-reaper',
@@ -223,17 +243,34 @@ class Children(object):
 
     def _reap(self):
         while True:
+            due = []
             with self._lock:
-                for pid, proc in list(self._procs.items()):
-                    if proc.poll() is not None:
-                        del self._procs[pid]
-            time.sleep(1)
+                for pid, entry in list(self._procs.items()):
+                    proc, cdir, name, argv, env, delay = entry
+                    if proc.poll() is None:
+                        continue
+                    del self._procs[pid]
+                    if cdir.wanted():
+                        cdir.count_restart(name)
+                        self._pending.append((time.monotonic() + delay, cdir,
+                                              name, argv, env, delay))
+                now = time.monotonic()
+                due = [p for p in self._pending if p[0] <= now]
+                self._pending = [p for p in self._pending if p[0] > now]
+            for _, cdir, name, argv, env, delay in due:
+                if cdir.wanted():
+                    self.spawn(cdir, name, argv, env,
+                               min(self.MAX_DELAY, delay * 2))
+            time.sleep(0.5)
 
 
 def stop(cdir, timeout=10):
     """Stop the cluster's processes in reverse start order: TERM, then KILL
     after *timeout* s.  Returns the names that had to be killed."""
     killed = []
+    if cdir.exists():
+        with open(cdir.file('stopping'), 'w'):
+            pass  # no restarts from here on
     running = cdir.running()
     order = [n for n in reversed(PROCESSES) if n in running] + \
         [n for n in running if n not in PROCESSES]

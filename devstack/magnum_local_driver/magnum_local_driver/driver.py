@@ -48,6 +48,9 @@ CSI_DRIVER = 'cinder.csi.openstack.org'
 CLUSTER_METADATA_KEY = 'cinder.csi.openstack.org/cluster'
 
 CHILDREN = controlplane.Children()
+# A process that keeps exiting fails the cluster's creation (it is restarted
+# 1, 2, 4, 8 s after each exit before that).
+MAX_RESTARTS = 4
 
 
 def _opts():
@@ -221,11 +224,12 @@ class Driver(driver.Driver):
                 not cluster.api_address:
             return
         cdir = _cdir(cluster)
-        running = cdir.running()
-        for name in controlplane.PROCESSES:
-            if name not in running:
-                return self._fail(cluster, '%s of the local cluster exited: %s'
-                                  % (name, cdir.log_tail(name, 5)))
+        restarts = cdir.read_json('restarts.json') or {}
+        for name, count in sorted(restarts.items()):
+            if count >= MAX_RESTARTS:
+                return self._fail(cluster, '%s of the local cluster exited %d '
+                                  'times: %s' % (name, count,
+                                                 cdir.log_tail(name, 5)))
         ready, why = self._api_ready(context, cluster)
         if ready:
             cluster.status = fields.ClusterStatus.CREATE_COMPLETE
@@ -240,8 +244,12 @@ class Driver(driver.Driver):
         age = (timeutils.utcnow() - cluster.created_at.replace(
             tzinfo=None)).total_seconds() if cluster.created_at else 0
         if age > _opts().start_timeout:
+            down = [n for n in controlplane.PROCESSES
+                    if n not in cdir.running()]
             self._fail(cluster, 'the Kubernetes API was not ready after %d s: '
-                       '%s' % (age, why))
+                       '%s%s' % (age, why, ''.join(
+                           '\n%s is not running: %s' % (n, cdir.log_tail(n, 3))
+                           for n in down)))
 
     def _api_ready(self, context, cluster):
         try:

@@ -429,6 +429,7 @@ class PodRunner(object):
             st['state'] = {'running': {
                 'startedAt': rfc3339(details.get('started_at'))}}
         elif state == runtime.EXITED:
+            self.reap(cid)
             reason, message = exit_reason(details)
             term = {'exitCode': details.get('exit_code'), 'reason': reason,
                     'startedAt': rfc3339(details.get('started_at')

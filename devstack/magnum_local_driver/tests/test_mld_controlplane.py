@@ -52,6 +52,7 @@ def test_no_free_slot_is_a_clear_error(tmp_path):
 
 STUBBORN = ('import signal, time\n'
             'signal.signal(signal.SIGTERM, signal.SIG_IGN)\n'
+            'print("ready", flush=True)\n'
             'time.sleep(60)\n')
 # Prints when it got SIGTERM, then exits.
 POLITE = ('import signal, sys, time\n'
@@ -59,6 +60,7 @@ POLITE = ('import signal, sys, time\n'
           '    print(time.time(), flush=True)\n'
           '    sys.exit(0)\n'
           'signal.signal(signal.SIGTERM, bye)\n'
+          'print("ready", flush=True)\n'
           'time.sleep(60)\n')
 
 
@@ -69,7 +71,13 @@ def test_stop_is_ordered_kills_the_stubborn_and_reaps(tmp_path):
     procs = {name: children.spawn(cdir, name, [sys.executable, '-c', code])
              for name, code in (('etcd', POLITE), ('kube-apiserver', STUBBORN),
                                 ('node', POLITE))}
-    time.sleep(0.3)  # let the handlers install
+    def ready(name):
+        with open(os.path.join(cdir.logs, name + '.log')) as f:
+            return 'ready' in f.read()
+    deadline = time.monotonic() + 20
+    while not all(ready(n) for n in procs):  # handlers installed
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert set(cdir.running()) == {'etcd', 'kube-apiserver', 'node'}
     t0 = time.monotonic()
     killed = controlplane.stop(cdir, timeout=1)
@@ -78,7 +86,7 @@ def test_stop_is_ordered_kills_the_stubborn_and_reaps(tmp_path):
 
     def termed_at(name):
         with open(os.path.join(cdir.logs, name + '.log')) as f:
-            return float(f.read().split()[0])
+            return float(f.read().split()[1])
     # Reverse start order: the node first, etcd only after the API server
     # (which ignored SIGTERM for its 1 s and was killed).
     assert termed_at('etcd') - termed_at('node') > 0.9
@@ -103,3 +111,23 @@ def test_running_ignores_a_recorded_pid_that_is_someone_else(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_process_that_exits_is_restarted_until_the_cluster_stops(tmp_path):
+    # kube-controller-manager exits when the API server is slow to answer.
+    cdir = controlplane.ClusterDir(str(tmp_path), 'c3')
+    cdir.make()
+    marker = tmp_path / 'ran-once'
+    children = controlplane.Children()
+    children.spawn(cdir, 'kube-controller-manager', [
+        'sh', '-c', 'test -f %s || { touch %s; exit 1; }; exec sleep 60'
+        % (marker, marker)], delay=0.2)
+    deadline = time.monotonic() + 10
+    while 'kube-controller-manager' not in cdir.running() or \
+            not cdir.read_json('restarts.json'):
+        assert time.monotonic() < deadline, 'not restarted'
+        time.sleep(0.1)
+    assert cdir.read_json('restarts.json') == {'kube-controller-manager': 1}
+    controlplane.stop(cdir, timeout=1)
+    time.sleep(1.5)  # longer than the next restart delay
+    assert cdir.running() == {}
