@@ -56,10 +56,9 @@ class CloudCounter:
 
 
 def body(name, hub_id, memory):
-    return objects.build_container(
-        name=name, image=IMAGE, command=["sleep", "7200"], environment={},
-        labels=names.hub_labels(hub_id, name, ""), memory_mib=memory, cpu=0.1,
-    )
+    return {"name": name, "image": IMAGE, "command": ["sleep", "7200"],
+            "labels": names.hub_labels(hub_id, name, ""), "memory": str(memory),
+            "cpu": 0.1, "restart_policy": {"Name": "no"}}
 
 
 async def make_containers(client, n, hub_id, memory, made, parallel=8):

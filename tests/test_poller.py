@@ -244,13 +244,28 @@ async def test_a_restarted_hub_reattaches_with_one_list_not_a_get_each(cloud, zu
     assert len(list_queries(cloud)) == 1 and get_count(cloud) == 0
 
 
-async def test_a_first_load_that_never_comes_is_bounded(cloud, zun, monkeypatch):
+async def test_a_failed_first_list_does_not_hold_polls_up(cloud, zun):
     fill(zun, 1)
-    monkeypatch.setattr(poller_mod, "FIRST_LOAD_WAIT", 0.2)
     cloud.m.get(f"{zun.base}/v1/containers?limit=1000", status_code=500, text="")
     (spawner,) = spawners_with_state(1)
     spawner.zun.adapter.status_code_retries = 0
+    started = time.monotonic()
     assert await spawner.poll() is None
+    assert time.monotonic() - started < 5  # not FIRST_LOAD_WAIT
+    assert get_count(cloud) == 1
+
+
+async def test_a_first_list_that_hangs_is_waited_for_a_bounded_time(cloud, zun, monkeypatch):
+    fill(zun, 1)
+    monkeypatch.setattr(poller_mod, "FIRST_LOAD_WAIT", 0.3)
+    (spawner,) = spawners_with_state(1)
+
+    async def hanging_list(**kwargs):  # (requests-mock answers one call at a time)
+        await asyncio.sleep(30)
+    monkeypatch.setattr(spawner.zun, "list", hanging_list)
+    started = time.monotonic()
+    assert await spawner.poll() is None
+    assert time.monotonic() - started < 2  # the GET answered, not the list
     assert get_count(cloud) == 1
 
 

@@ -212,6 +212,9 @@ class HubPoller:
         self.updated_at = self._action_at = started
         self.last_error = None
         self.failures = 0
+        self._first_attempt_done()
+
+    def _first_attempt_done(self):
         if self._first_load is not None and not self._first_load.done():
             self._first_load.set_result(None)
 
@@ -228,6 +231,8 @@ class HubPoller:
         except Exception as e:  # keep the loop alive whatever happens
             self.last_error = e
             self.failures += 1
+            # readers waiting for a first list ask Zun themselves meanwhile
+            self._first_attempt_done()
             delay = backoff_delay(self.failures, self.interval, self.max_backoff)
             if isinstance(e, CloudError):
                 log.warning("Listing Zun containers failed (%d in a row, next try in "
@@ -262,7 +267,7 @@ class HubPoller:
         return self.updated_at is not None
 
     async def wait_first_load(self, timeout=None):
-        """Wait (bounded) until the map has been listed once; whether it has."""
+        """Wait (bounded) for the first list to end; whether the map is loaded."""
         if self.loaded:
             return True
         if self._first_load is None:
@@ -274,7 +279,7 @@ class HubPoller:
             )
         except asyncio.TimeoutError:
             return False
-        return True
+        return self.loaded
 
     def lookup(self, uuid, created_after=None):
         """``(verdict, record)`` for container ``uuid``.
