@@ -12,7 +12,9 @@ filter rules, charging ≈1.15 ms of server time per container a list returns an
   issue 10, at Zun's largest page);
 - poller: what ``HubPoller`` does over one full period (``hub_full_poll_interval``
   60 s / ``hub_poll_interval`` 15 s = 1 full list + 3 lists of the statuses that
-  need action), reported per interval.
+  need action), reported per interval; it freezes the heap when it starts, as
+  ``ZunSpawner.hub_gc_freeze`` (default on) does — the two ways before it run
+  unfrozen.
 
 Each way also answers every server's ``poll()`` once per interval.  Printed per
 interval: Zun requests, containers returned, Zun's charged time, the hub's CPU
@@ -197,13 +199,15 @@ async def plain_full_list(client, hub_id):
 def manual_poller(client, hub_id):
     """The hub's poller, its cycles run by the benchmark instead of its own loop."""
     HubPoller.stop_all()
-    poller = HubPoller.for_hub(client, hub_id, INTERVAL, full_interval=FULL_INTERVAL)
+    poller = HubPoller.for_hub(client, hub_id, INTERVAL, full_interval=FULL_INTERVAL,
+                               gc_freeze=True)  # as ZunSpawner.hub_gc_freeze does
     poller.stop()
     poller._task = asyncio.get_running_loop().create_future()  # never done: no loop
     return poller
 
 
 async def run_size(n, counter, spawners, hub_id):
+    gc.unfreeze()  # each size starts as a hub that never polled
     client = spawners[0].zun
     await client.ensure_version()
     results = {}

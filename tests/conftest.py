@@ -1,3 +1,4 @@
+import gc
 import json
 
 import pytest
@@ -36,6 +37,7 @@ def clean_environment(monkeypatch, tmp_path):
     yield
     HubPoller.stop_all()
     Janitor.stop_all()
+    gc.unfreeze()  # hub_gc_freeze: what one test froze is freed for the next
     cloud_context.reset()
 
 

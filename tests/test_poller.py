@@ -288,3 +288,18 @@ async def test_records_are_left_alone_by_the_garbage_collector(cloud, zun):
     assert not any(gc.is_tracked(r) for r in poller.containers.values())
     assert poller.containers[uuid(0)]["addresses"] == (
         "6f3f6b6c-5a0c-4b5e-9a3e-1f0b9c1d2e3f=127.0.0.1")
+
+
+async def test_the_first_poller_freezes_the_heap_once(cloud, zun, monkeypatch):
+    import gc
+    fill(zun, 1)
+    freezes = []
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(1))
+    (spawner,) = spawners_with_state(1)
+    await spawner.poll()
+    await spawner.poll()
+    assert freezes == [1]
+    (other,) = spawners_with_state(1, hub_gc_freeze=False)
+    HubPoller.stop_all()
+    await other.poll()
+    assert freezes == [1]

@@ -21,6 +21,7 @@ poller that gave up is never handed out silently.  Readers ask Zun directly
 """
 
 import asyncio
+import gc
 import logging
 import random
 
@@ -121,11 +122,19 @@ class HubPoller:
         self.after_full = []
 
     @classmethod
-    def for_hub(cls, client, hub_id, interval=15.0, **kwargs):
-        """The shared poller for this client and hub, (re)started as needed."""
+    def for_hub(cls, client, hub_id, interval=15.0, gc_freeze=False, **kwargs):
+        """The shared poller for this client and hub, (re)started as needed.
+
+        With ``gc_freeze``, the first poller of the process freezes the heap
+        (see ``ZunSpawner.hub_gc_freeze``).
+        """
         key = (id(client), hub_id)
         poller = cls._instances.get(key)
         if poller is None:
+            if gc_freeze and not cls._instances:
+                gc.freeze()
+                log.info("Froze %d objects of the hub's heap (hub_gc_freeze)",
+                         gc.get_freeze_count())
             poller = cls._instances[key] = cls(client, hub_id, interval, **kwargs)
         poller.ensure_running()
         return poller

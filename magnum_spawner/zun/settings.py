@@ -177,8 +177,9 @@ class ZunHost(Host):
         True,
         config=True,
         help="""
-        Answer poll() from one hub-wide loop that lists all containers every
-        :attr:`hub_poll_interval` seconds, instead of one Zun request per server.
+        Answer poll() from one hub-wide loop (frequent lists of the containers
+        that need action, a periodic list of all) instead of one Zun request per
+        server per poll.
         """,
     )
 
@@ -201,6 +202,21 @@ class ZunHost(Host):
         containers that vanished (absent from two lists in a row = gone).  Each
         costs Zun about 1.15 ms per container; it grows by itself when one list
         takes more than a quarter of it.
+        """,
+    )
+
+    hub_gc_freeze = Bool(
+        True,
+        config=True,
+        help="""
+        When the hub-wide poll loop starts (the hub's first poll: JupyterHub has
+        loaded every user and server by then), move every object that exists into
+        the garbage collector's permanent generation (``gc.freeze()``).  A full
+        collection then looks only at what is newer; without it, one full
+        collection of a hub holding thousands of servers stalls every request
+        for 0.4-2 s on a small machine (``benchmarks/poller_at_scale.py``).  The
+        cost: a reference cycle among those start-up objects that becomes garbage
+        later is never collected (until the hub restarts).
         """,
     )
 

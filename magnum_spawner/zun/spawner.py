@@ -340,7 +340,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
     def _hub_poller(self):
         poller = HubPoller.for_hub(
             self.zun, self.hub_id, self.hub_poll_interval,
-            full_interval=self.hub_full_poll_interval,
+            full_interval=self.hub_full_poll_interval, gc_freeze=self.hub_gc_freeze,
         )
         if self.cleanup_orphans:
             # this server's containers are never orphans, saved state or not
