@@ -347,7 +347,7 @@ def main():
                              ("poller", "poller")):
                 print(row(n, way, res[key]))
             r = res["reattach"]
-            print(row(n, "hub restart", r, f" reattached in {r['reattach_s']:.2f} s"))
+            print(row(n, f"hub restart: {r['reattach_s']:.1f} s", r))
             summary[n] = {"naive": res["naive"], "plain full list": res["plain"],
                           "poller": res["poller"]}
             del spawners

@@ -147,8 +147,7 @@ def run_on_cloud(args, measured, run_size, row):
                              ("poller", "poller")):
                 lines.append(row(n, way + " (cloud)", res[key]))
             r = res["reattach"]
-            lines.append(row(n, "hub restart (cloud)", r,
-                             f" reattached in {r['reattach_s']:.2f} s"))
+            lines.append(row(n, f"hub restart: {r['reattach_s']:.1f} s (cloud)", r))
         finally:
             t = time.perf_counter()
             await delete_containers(client, made)
