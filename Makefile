@@ -6,6 +6,7 @@
 #   make unit        unit + recorded-API tests only (seconds)
 #   make e2e         end-to-end tests on the local cloud only
 #   make demo        local cloud + JupyterHub on http://127.0.0.1:8000
+#                    (BACKEND=magnum: MagnumSpawner on a local Magnum cluster)
 #   make demo-down   stop the demo and the local cloud
 #   make bench       the benchmarks in benchmarks/
 #   make burst       the fault burst at a chosen size (BURST_SPAWNS=200, see README)
@@ -54,8 +55,11 @@ e2e: venv chp
 
 test: lint unit e2e
 
+# BACKEND=magnum: the servers are pods on a Magnum cluster (MagnumSpawner)
+BACKEND ?= zun
 demo: venv chp
-	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" $(PY) etc/demo.py
+	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" BACKEND=$(BACKEND) \
+	  $(if $(filter magnum,$(BACKEND)),LOCAL_CLOUD_MAGNUM=1) $(PY) etc/demo.py
 
 demo-down:
 	-$(PY) etc/demo.py --down

@@ -274,3 +274,23 @@ async def test_the_server_command_and_args_are_jupyterhub_singleuser():
     pod = await pod_of(spawner)
     assert pod.spec.containers[0].args == [
         "jupyterhub-singleuser", "--ServerApp.allow_root=True"]
+
+
+def test_what_counts_as_the_cluster_refusing_our_tls():
+    import ssl
+
+    from kubernetes_asyncio.client.rest import ApiException
+
+    from magnum_spawner.magnum.spawner import _tls_failure
+
+    assert _tls_failure(ssl.SSLCertVerificationError("certificate verify failed"))
+    assert _tls_failure(ApiException(status=401, reason="Unauthorized"))
+    assert not _tls_failure(ApiException(status=403, reason="Forbidden"))
+    assert not _tls_failure(TimeoutError("pod did not start"))
+    try:
+        try:
+            raise ssl.SSLError("tlsv1 alert unknown ca")
+        except ssl.SSLError as inner:
+            raise RuntimeError("Could not create pod") from inner
+    except RuntimeError as outer:
+        assert _tls_failure(outer)

@@ -149,26 +149,17 @@ def admin(magnum, cluster):
     return magnum.admin(cluster)
 
 
-def hub_config(cluster_name, **extra):
-    lines = [
-        'import os',
-        'c.JupyterHub.spawner_class = "magnum"',
-        'c.MagnumSpawner.cloud = os.environ.get("LOCAL_HUB_CLOUD", "local")',
-        'c.MagnumSpawner.hub_id = os.environ["LOCAL_HUB_ID"]',
-        f'c.MagnumSpawner.magnum_cluster = {cluster_name!r}',
-        f'c.MagnumSpawner.image = {IMAGE!r}',
-        f'c.MagnumSpawner.flavors = {FLAVORS!r}',
+def hub_config(cluster_name):
+    """The demo's MagnumSpawner settings (etc/local_magnum_config.py), our flavors."""
+    from .conftest import REPO
+
+    return "\n".join([
+        "import os",
+        f"os.environ['LOCAL_MAGNUM_CLUSTER'] = {cluster_name!r}",
+        f"load_subconfig({str(REPO / 'etc' / 'local_magnum_config.py')!r})",
+        f"c.MagnumSpawner.flavors = {FLAVORS!r}",
         'c.MagnumSpawner.default_flavor = "small"',
-        'c.MagnumSpawner.args = ["--ServerApp.allow_root=True"]',
-        'c.MagnumSpawner.environment = {"HOME": "/home/jovyan"}',
-        'c.MagnumSpawner.working_dir = "/home/jovyan"',
-        'c.MagnumSpawner.home_volume_size = 1',
-        'c.MagnumSpawner.start_timeout = 120',
-        'c.MagnumSpawner.http_timeout = 60',
-        'c.MagnumSpawner.delete_grace_period = 2',
-    ]
-    lines += [f"c.MagnumSpawner.{k} = {v!r}" for k, v in extra.items()]
-    return "\n".join(lines)
+    ])
 
 
 @pytest.fixture(scope="module")
