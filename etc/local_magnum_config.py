@@ -14,17 +14,13 @@ c = get_config()  # noqa: F821
 load_subconfig(str(pathlib.Path(__file__).with_name("local_jupyterhub_config.py")))  # noqa: F821
 
 c.JupyterHub.spawner_class = "magnum"
-c.MagnumSpawner.cloud = os.environ.get("LOCAL_HUB_CLOUD", "local")
-c.MagnumSpawner.hub_id = os.environ.get("LOCAL_HUB_ID", "local-demo")
+# The local Zun's settings mean the same here: the cloud, the hub's id, the
+# image (the kubelet stand-in maps it onto a virtualenv with JupyterLab, as the
+# local Zun does), root's server arguments, the environment, the timeouts.
+for name in ("cloud", "hub_id", "image", "args", "environment", "start_timeout",
+             "http_timeout"):
+    setattr(c.MagnumSpawner, name, c.ZunSpawner[name])
+c.MagnumSpawner.working_dir = c.ZunSpawner.workdir
 c.MagnumSpawner.magnum_cluster = os.environ.get("LOCAL_MAGNUM_CLUSTER", "demo")
-# The local cluster's kubelet stand-in maps this image onto a virtualenv with
-# JupyterLab, as the local Zun does.
-c.MagnumSpawner.image = "quay.io/jupyter/base-notebook"
-# The stand-in runs processes as root (no user namespaces here).
-c.MagnumSpawner.args = ["--ServerApp.allow_root=True"]
-c.MagnumSpawner.environment = {"HOME": "/home/jovyan"}
-c.MagnumSpawner.working_dir = "/home/jovyan"
 c.MagnumSpawner.home_volume_size = 1
-c.MagnumSpawner.start_timeout = 120
-c.MagnumSpawner.http_timeout = 60
 c.MagnumSpawner.delete_grace_period = 2

@@ -309,6 +309,25 @@ def external_cloud_missing():
     return None
 
 
+def magnum_csr(common_name, organization=None):
+    """A new key and a CSR for it (PEM texts), made here, not by the code under test."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        names.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(names)).sign(
+        key, hashes.SHA256())
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    return csr.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
 @pytest.fixture(scope="session")
 def local_cloud():
     if EXTERNAL_CLOUDS_YAML:

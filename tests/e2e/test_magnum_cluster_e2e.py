@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from .conftest import CLOUD_DIR, wait_for
+from .conftest import CLOUD_DIR, magnum_csr, wait_for
 
 IMAGE_NAME = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 NS = "default"
@@ -33,24 +33,6 @@ def _skip_without_magnum(cloud):
     except Exception:
         pytest.fail("the local cloud runs without Magnum: bring it up with "
                     "LOCAL_CLOUD_MAGNUM=1 (make e2e does)")
-
-
-def _csr(common_name, organization=None):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        names.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(names)).sign(
-        key, hashes.SHA256())
-    key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    return csr.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
 
 
 def _b64(text):
@@ -98,7 +80,7 @@ class Cluster:
     def kubeconfig(self, common_name="hub", organization="system:masters"):
         """A kubeconfig file from Magnum's CA and a certificate Magnum signed."""
         ca = self.cim.get_cluster_certificate(self.cluster.id).pem
-        csr, key = _csr(common_name, organization)
+        csr, key = magnum_csr(common_name, organization)
         cert = self.cim.create_cluster_certificate(
             cluster_uuid=self.cluster.id, csr=csr).pem
         path = os.path.join(self.tmp_dir, "kubeconfig-%s" % common_name)

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from .conftest import IMAGE, wait_for
+from .conftest import IMAGE, magnum_csr, wait_for
 
 TEMPLATE_IMAGE = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 FLAVORS = {
@@ -24,24 +24,6 @@ FLAVORS = {
     "small": {"cpu": 0.5, "memory": 512},
     "standard": {"cpu": 1, "memory": 1024},
 }
-
-
-def _csr(common_name, organization=None):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        names.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(names)).sign(
-        key, hashes.SHA256())
-    return (csr.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM,
-                              serialization.PrivateFormat.TraditionalOpenSSL,
-                              serialization.NoEncryption()).decode())
 
 
 class Magnum:
@@ -81,7 +63,7 @@ class Magnum:
         from kubernetes_asyncio import client, config
 
         ca = self.cim.get_cluster_certificate(cluster.id).pem
-        csr, key = _csr("e2e-admin", "system:masters")
+        csr, key = magnum_csr("e2e-admin", "system:masters")
         cert = self.cim.create_cluster_certificate(cluster_uuid=cluster.id, csr=csr).pem
         b64 = lambda t: base64.b64encode(t.encode()).decode()  # noqa: E731
         conf = {
