@@ -6,7 +6,8 @@ import time
 import pytest
 
 from magnum_spawner.zun import poller as poller_mod
-from magnum_spawner.zun.poller import ACTION_STATUSES, HubPoller, backoff_delay
+from magnum_spawner.common.waiting import backoff_delay
+from magnum_spawner.zun.poller import ACTION_STATUSES, HubPoller
 
 from .fake_zun import FakeZun
 from .helpers import make_spawner

@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from magnum_spawner.common import cloud as cloud_context, errors
-from magnum_spawner.zun.client import ZunClient, negotiate_version
+from magnum_spawner.zun.client import ZunClient
+from magnum_spawner.zun.objects import negotiate_version
 
 from .conftest import PASSWORD_AUTH
 from .recorded import CONTAINER_UUID, ZUN, body

@@ -1,10 +1,12 @@
 """One way to wait for the cloud: look, sleep, look again, until done or too late.
 
 Every wait loop of the spawners (a container to run or be gone, a volume to be
-usable, grown or deleted) is :func:`wait_until` with its own ``look``.
+usable, grown or deleted) is :func:`wait_until` with its own ``look``; a loop
+that retries after failures spaces its tries with :func:`backoff_delay`.
 """
 
 import asyncio
+import random
 import time
 
 
@@ -27,3 +29,13 @@ async def wait_until(look, *, deadline, interval, backoff=1.0, max_interval=None
         interval *= backoff
         if max_interval is not None:
             interval = min(interval, max_interval)
+
+
+def backoff_delay(failures, interval, cap, rand=random.random):
+    """Seconds to wait after ``failures`` failed lists in a row.
+
+    Doubles from ``interval``, never above ``cap``; "full jitter" in the upper
+    half, so that hubs that failed together do not retry together.
+    """
+    base = min(cap, interval * 2 ** max(failures - 1, 0))
+    return base * (0.5 + 0.5 * rand())

@@ -32,6 +32,7 @@ from ..common.errors import (
 )
 from ..common.waiting import wait_until
 from . import objects
+from .objects import error_detail, negotiate_version
 
 log = logging.getLogger(__name__)
 
@@ -41,72 +42,6 @@ DEFAULT_API_VERSION = "1.40"
 #: ``command`` as a list (1.20), ``mounts`` (1.11), ``cpu_policy`` (1.28 - the
 #: flavors may ask for pinned cores).
 MIN_API_VERSION = "1.28"
-
-
-def parse_version(text):
-    """``"1.40"`` -> ``(1, 40)``."""
-    major, minor = str(text).strip().split(".")
-    return int(major), int(minor)
-
-
-def format_version(version):
-    return f"{version[0]}.{version[1]}"
-
-
-def negotiate_version(wanted, required, server_min, server_max):
-    """The microversion to use, or raise :class:`VersionError`.
-
-    ``wanted`` is used when the server supports it; otherwise the server's maximum
-    when that still covers ``required``; a server whose range does not reach
-    ``required`` is refused with a message naming both numbers.
-    """
-    wanted, required = parse_version(wanted), parse_version(required)
-    smin, smax = parse_version(server_min), parse_version(server_max)
-    required = min(required, wanted)
-    if smin > wanted:
-        raise VersionError(
-            f"the Zun API's oldest microversion is {format_version(smin)}, newer than "
-            f"the {format_version(wanted)} this spawner asks for; set "
-            "ZunSpawner.zun_api_version or upgrade magnum-spawner"
-        )
-    if smax >= wanted:
-        return format_version(wanted)
-    if smax >= required:
-        return format_version(smax)
-    raise VersionError(
-        f"the Zun API supports microversions up to {format_version(smax)}, but this "
-        f"spawner needs at least {format_version(required)}; upgrade Zun"
-    )
-
-
-def _error_detail(response):
-    """Zun's ``{"errors": [{"detail", "title", ...}]}`` as one sentence."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    detail = ""
-    request_id = response.headers.get("X-Openstack-Request-Id")
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        parts = []
-        for err in body["errors"]:
-            if not isinstance(err, dict):
-                continue
-            text = err.get("detail") or err.get("title") or ""
-            # Schema errors carry the whole JSON schema after a blank line.
-            parts.append(text.split("\n\n")[0].strip())
-            request_id = request_id or err.get("request_id") or None
-        detail = "; ".join(p for p in parts if p)
-    if not detail and response.status_code == 406:
-        detail = (
-            "Not Acceptable: Zun refused the OpenStack-API-Version header "
-            "(it must read 'container X.Y')"
-        )
-    if not detail:
-        detail = (response.reason or f"HTTP {response.status_code}").strip()
-        if response.status_code >= 500 and not response.text:
-            detail += " (empty body; a too-high OpenStack-API-Version looks like this)"
-    return detail, request_id
 
 
 #: How many of the last listed uuids a listing keeps to resume after a lost marker.
@@ -272,7 +207,7 @@ class ZunClient:
             log.info("Zun refused the token for %s %s; retrying with a new one", method, url)
             resp = self._send(method, url, allow_reauth=False, **kwargs)
         if resp.status_code >= 400:
-            detail, request_id = _error_detail(resp)
+            detail, request_id = error_detail(resp)
             raise error_for_status(resp.status_code, detail, request_id=request_id)
         return resp
 
@@ -317,7 +252,7 @@ class ZunClient:
         except ks_exc.ClientException as e:
             raise from_keystoneauth(e, "zun", where=f"the Zun API at {root}") from None
         if resp.status_code >= 400:
-            detail, request_id = _error_detail(resp)
+            detail, request_id = error_detail(resp)
             raise error_for_status(resp.status_code, detail, request_id=request_id)
         body = resp.json()
         versions = [v for v in body.get("versions", []) if v.get("id") == "v1"]

@@ -8,6 +8,7 @@ import fnmatch
 import re
 
 from ..common.catalog import memory_mib
+from ..common.errors import VersionError
 from ..common.names import (
     LABEL_HUB,
     LABEL_MANAGED_BY,
@@ -366,3 +367,106 @@ def exposed_ports_body(ports):
             )
         body[f"{int(number)}/{proto}"] = {}
     return body
+
+
+# -- Zun's answers: versions, errors, the poller's records ------------------
+
+
+def parse_version(text):
+    """``"1.40"`` -> ``(1, 40)``."""
+    major, minor = str(text).strip().split(".")
+    return int(major), int(minor)
+
+
+def format_version(version):
+    return f"{version[0]}.{version[1]}"
+
+
+def negotiate_version(wanted, required, server_min, server_max):
+    """The microversion to use, or raise :class:`VersionError`.
+
+    ``wanted`` is used when the server supports it; otherwise the server's maximum
+    when that still covers ``required``; a server whose range does not reach
+    ``required`` is refused with a message naming both numbers.
+    """
+    wanted, required = parse_version(wanted), parse_version(required)
+    smin, smax = parse_version(server_min), parse_version(server_max)
+    required = min(required, wanted)
+    if smin > wanted:
+        raise VersionError(
+            f"the Zun API's oldest microversion is {format_version(smin)}, newer than "
+            f"the {format_version(wanted)} this spawner asks for; set "
+            "ZunSpawner.zun_api_version or upgrade magnum-spawner"
+        )
+    if smax >= wanted:
+        return format_version(wanted)
+    if smax >= required:
+        return format_version(smax)
+    raise VersionError(
+        f"the Zun API supports microversions up to {format_version(smax)}, but this "
+        f"spawner needs at least {format_version(required)}; upgrade Zun"
+    )
+
+
+def error_detail(response):
+    """Zun's ``{"errors": [{"detail", "title", ...}]}`` as one sentence."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail = ""
+    request_id = response.headers.get("X-Openstack-Request-Id")
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        parts = []
+        for err in body["errors"]:
+            if not isinstance(err, dict):
+                continue
+            text = err.get("detail") or err.get("title") or ""
+            # Schema errors carry the whole JSON schema after a blank line.
+            parts.append(text.split("\n\n")[0].strip())
+            request_id = request_id or err.get("request_id") or None
+        detail = "; ".join(p for p in parts if p)
+    if not detail and response.status_code == 406:
+        detail = (
+            "Not Acceptable: Zun refused the OpenStack-API-Version header "
+            "(it must read 'container X.Y')"
+        )
+    if not detail:
+        detail = (response.reason or f"HTTP {response.status_code}").strip()
+        if response.status_code >= 500 and not response.text:
+            detail += " (empty body; a too-high OpenStack-API-Version looks like this)"
+    return detail, request_id
+
+
+def slim(container, hub_id):
+    """The few fields ``poll()`` and the reconcile read; None if not this hub's.
+
+    Strings and None only, so the garbage collector does not track the record:
+    however many there are, they never reach the old generation whose growth
+    sets off full (hub-wide, stalling) collections.  The hub's labels are
+    flattened (``hub``, ``user``, ``server``, ``managed_by``) and ``addresses``
+    is ``"network=address ..."``.
+    """
+    labels = container.get("labels") or {}
+    if labels.get(LABEL_HUB) != hub_id:
+        return None
+    policy = container.get("restart_policy")
+    return {
+        "uuid": container.get("uuid"),
+        "name": container.get("name"),
+        "status": container.get("status"),
+        "status_reason": container.get("status_reason"),
+        "status_detail": container.get("status_detail"),
+        "task_state": container.get("task_state"),
+        "created_at": container.get("created_at"),
+        "restart_policy": policy.get("Name") if isinstance(policy, dict) else None,
+        "hub": labels.get(LABEL_HUB),
+        "user": labels.get(LABEL_USER),
+        "server": labels.get(LABEL_SERVER),
+        "managed_by": labels.get(LABEL_MANAGED_BY),
+        "addresses": " ".join(
+            f"{net}={e.get('addr')}"
+            for net, entries in (container.get("addresses") or {}).items()
+            for e in entries or ()
+        ),
+    }

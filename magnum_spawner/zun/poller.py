@@ -23,10 +23,10 @@ poller that gave up is never handed out silently.  Readers ask Zun directly
 import asyncio
 import gc
 import logging
-import random
 
 from ..common.errors import CloudError
-from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_SERVER, LABEL_USER
+from ..common.waiting import backoff_delay
+from .objects import slim
 
 log = logging.getLogger(__name__)
 
@@ -46,50 +46,6 @@ ASK = "ask"  # the map cannot tell: ask Zun for this container
 GONE = "gone"  # absent from two consecutive complete lists
 LISTED = "listed"  # the record is what the lists say
 QUIET = "quiet"  # not listed as needing action since it was created
-
-
-def slim(container, hub_id):
-    """The few fields ``poll()`` and the reconcile read; None if not this hub's.
-
-    Strings and None only, so the garbage collector does not track the record:
-    however many there are, they never reach the old generation whose growth
-    sets off full (hub-wide, stalling) collections.  The hub's labels are
-    flattened (``hub``, ``user``, ``server``, ``managed_by``) and ``addresses``
-    is ``"network=address ..."``.
-    """
-    labels = container.get("labels") or {}
-    if labels.get(LABEL_HUB) != hub_id:
-        return None
-    policy = container.get("restart_policy")
-    return {
-        "uuid": container.get("uuid"),
-        "name": container.get("name"),
-        "status": container.get("status"),
-        "status_reason": container.get("status_reason"),
-        "status_detail": container.get("status_detail"),
-        "task_state": container.get("task_state"),
-        "created_at": container.get("created_at"),
-        "restart_policy": policy.get("Name") if isinstance(policy, dict) else None,
-        "hub": labels.get(LABEL_HUB),
-        "user": labels.get(LABEL_USER),
-        "server": labels.get(LABEL_SERVER),
-        "managed_by": labels.get(LABEL_MANAGED_BY),
-        "addresses": " ".join(
-            f"{net}={e.get('addr')}"
-            for net, entries in (container.get("addresses") or {}).items()
-            for e in entries or ()
-        ),
-    }
-
-
-def backoff_delay(failures, interval, cap, rand=random.random):
-    """Seconds to wait after ``failures`` failed lists in a row.
-
-    Doubles from ``interval``, never above ``cap``; "full jitter" in the upper
-    half, so that hubs that failed together do not retry together.
-    """
-    base = min(cap, interval * 2 ** max(failures - 1, 0))
-    return base * (0.5 + 0.5 * rand())
 
 
 class HubPoller:
