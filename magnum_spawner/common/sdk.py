@@ -8,12 +8,13 @@ spawner of the hub: one per cloud context (``CloudContext.shared``).
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
 
-from .errors import from_openstacksdk
+from .errors import CloudError, Unreachable, from_openstacksdk
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,29 @@ class SdkService:
                 return func(*args, **kwargs)
         except (sdk_exc.SDKException, ks_exc.ClientException) as e:
             raise from_openstacksdk(e, self.service) from None
+
+    #: Seconds between the tries of a read (a GET may be sent again): a 5xx or a
+    #: connection failure is retried, as keystoneauth does for Zun's GETs.
+    read_retry_delays = (0.5, 1.5)
+
+    def _run_read(self, func, *args, **kwargs):
+        for delay in (*self.read_retry_delays, None):
+            try:
+                return self._run(func, *args, **kwargs)
+            except CloudError as e:
+                transient = isinstance(e, Unreachable) or (
+                    e.status is not None and e.status >= 500 and e.status != 501)
+                if delay is None or not transient:
+                    raise
+                log.info("%s read failed (%s); again in %.1f s", self.service, e, delay)
+                time.sleep(delay)  # a worker thread, never the event loop
+
+    async def _read(self, func, *args, **kwargs):
+        """A call that only reads: transient failures are retried."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, lambda: self._run_read(func, *args, **kwargs)
+        )
 
     def _submit(self, func, *args, **kwargs):
         """Start a call; the future completes even if its awaiter is cancelled."""

@@ -50,7 +50,7 @@ class CinderVolumes(SdkService):
     async def get(self, volume_id):
         """The volume, or None when Cinder answers 404."""
         try:
-            return await self._call(lambda: _as_dict(self._proxy.get_volume(volume_id)))
+            return await self._read(lambda: _as_dict(self._proxy.get_volume(volume_id)))
         except NotFound:
             return None
 
@@ -69,7 +69,7 @@ class CinderVolumes(SdkService):
         def run():
             return [_as_dict(v) for v in self._proxy.volumes(details=True, **query)]
 
-        found = await self._call(run)
+        found = await self._read(run)
         if name is not None:
             found = [v for v in found if v["name"] == name]
         if metadata:
