@@ -6,7 +6,6 @@ import requests_mock
 
 from magnum_spawner.common import cloud as cloud_context
 from magnum_spawner.zun.janitor import Janitor
-from magnum_spawner.zun.poller import HubPoller
 
 from .recorded import CINDER_ROOT, FIXTURES, KEYSTONE, RecordedCloud
 
@@ -35,8 +34,6 @@ def clean_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     cloud_context.reset()
     yield
-    HubPoller.stop_all()
-    Janitor.stop_all()
     gc.unfreeze()  # hub_gc_freeze: what one test froze is freed for the next
     cloud_context.reset()
 

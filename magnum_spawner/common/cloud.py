@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _cache = {}
+#: what else reset() forgets: the registries kept per client (pollers, janitors)
+_reset_hooks = []
 
 
 @dataclass(eq=False)
@@ -193,8 +195,20 @@ def get_cloud(cloud=None, auth=None, region_name=None, interface=None, verify=No
         return found
 
 
+def on_reset(hook):
+    """Have :func:`reset` call ``hook()`` first: a registry of things made per client."""
+    _reset_hooks.append(hook)
+    return hook
+
+
 def reset():
-    """Forget every cloud context and close its clients (tests, reconfiguration)."""
+    """Forget every cloud context and close its clients (tests, reconfiguration).
+
+    What was made per client elsewhere (the hub's pollers and janitors) is
+    stopped first, through the hooks registered with :func:`on_reset`.
+    """
+    for hook in _reset_hooks:
+        hook()
     with _lock:
         found = list(_cache.values())
         _cache.clear()

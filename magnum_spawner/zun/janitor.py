@@ -17,6 +17,7 @@ import asyncio
 import logging
 
 from . import objects
+from ..common import cloud
 from ..common.errors import CloudError, Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -255,3 +256,6 @@ class Janitor:
         job.deleting.discard(uuid)
         if job.refused and job.refused[0] == uuid:
             job.refused = None
+
+
+cloud.on_reset(Janitor.stop_all)

@@ -24,6 +24,7 @@ import asyncio
 import gc
 import logging
 
+from ..common import cloud
 from ..common.errors import CloudError
 from ..common.waiting import backoff_delay
 from .objects import slim
@@ -280,3 +281,6 @@ class HubPoller:
         if self._action_at is not None and self._action_at >= since:
             return QUIET, None
         return ASK, None
+
+
+cloud.on_reset(HubPoller.stop_all)
