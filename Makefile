@@ -18,7 +18,7 @@ CACHE  := .cache
 CHP    := $(CACHE)/node/node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
 # every shell script in devstack/ (by shebang), and DevStack's sourced settings
-SHELL_SCRIPTS = devstack/settings $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$' devstack/*)
+SHELL_SCRIPTS = devstack/settings $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$' devstack/* devstack/magnum/*)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test lint unit e2e demo demo-down bench burst venv chp clean

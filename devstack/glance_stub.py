@@ -16,12 +16,9 @@ No authentication is checked: it listens on 127.0.0.1 only.
 Usage: glance_stub.py [--host 127.0.0.1] [--port 9292]
 """
 
-import argparse
-import json
-import sys
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+import stub_server
 
 IMAGE_ID = "8d0f3e0a-6c3b-4f39-9a1e-4c1b5a7e2d10"
 IMAGE_NAME = "k8s-local-v1.20.2"
@@ -69,27 +66,13 @@ def _matches(image, query):
     return True
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(stub_server.JSONHandler):
     server_version = "glance-stub/1"
-    protocol_version = "HTTP/1.1"
+    request_id = "req-glance-stub"
 
-    def log_message(self, fmt, *args):  # noqa: D102 - to stderr with a time
-        sys.stderr.write("%s %s\n" % (time.strftime("%H:%M:%S"), fmt % args))
-        sys.stderr.flush()
-
-    def _send(self, status, body):
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Openstack-Request-Id", "req-glance-stub")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _not_found(self, what):
-        self.log_message("UNHANDLED %s %s", self.command, self.path)
-        self._send(404, {"code": 404, "title": "Not Found",
-                         "message": "%s not found" % what})
+    def not_found_body(self, what):
+        return {"code": 404, "title": "Not Found",
+                "message": "%s not found" % what}
 
     def do_GET(self):  # noqa: N802
         url = urlsplit(self.path)
@@ -115,29 +98,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._not_found("image %s" % ident)
         return self._not_found(path)
 
-    def _unsupported(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self._not_found(self.path)
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = _unsupported  # noqa: N815
-
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9292)
-    args = parser.parse_args()
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
-    sys.stderr.write("glance stub on http://%s:%d/ image %s (%s)\n"
-                     % (args.host, args.port, IMAGE_NAME, IMAGE_ID))
-    sys.stderr.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    stub_server.serve(Handler, __doc__.splitlines()[0], 9292,
+                      "glance stub (image %s, %s)" % (IMAGE_NAME, IMAGE_ID))
 
 
 if __name__ == "__main__":

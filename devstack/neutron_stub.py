@@ -15,12 +15,9 @@ No authentication is checked: it listens on 127.0.0.1 only.
 Usage: neutron_stub.py [--host 127.0.0.1] [--port 9696]
 """
 
-import argparse
-import json
-import sys
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+import stub_server
 
 NETWORK_ID = "5c0a1f1e-7d3b-4f4e-9a57-0c1a1b2c3d4e"
 SUBNET_ID = "9d2b3c4e-5f60-4a71-8b92-a3b4c5d6e7f8"
@@ -139,33 +136,13 @@ def _select(item, fields):
     return {k: v for k, v in item.items() if k in fields}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(stub_server.JSONHandler):
     server_version = "neutron-stub/1"
-    protocol_version = "HTTP/1.1"
+    request_id = "req-neutron-stub"
 
-    def log_message(self, fmt, *args):  # noqa: D102 - to stderr with a time
-        sys.stderr.write("%s %s\n" % (time.strftime("%H:%M:%S"), fmt % args))
-        sys.stderr.flush()
-
-    def _send(self, status, body):
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Openstack-Request-Id", "req-neutron-stub")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _not_found(self, what):
-        self.log_message("UNHANDLED %s %s", self.command, self.path)
-        self._send(404, {"NeutronError": {
-            "type": "HTTPNotFound", "message": "%s not found" % what,
-            "detail": ""}})
-
-    def _read_body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+    def not_found_body(self, what):
+        return {"NeutronError": {"type": "HTTPNotFound",
+                                 "message": "%s not found" % what, "detail": ""}}
 
     def do_GET(self):  # noqa: N802
         url = urlsplit(self.path)
@@ -216,27 +193,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _unsupported(self):
-        self._read_body()
-        self._not_found(self.path)
-
-    do_POST = do_PUT = do_DELETE = _unsupported  # noqa: N815
-
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9696)
-    args = parser.parse_args()
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
-    sys.stderr.write("neutron stub on http://%s:%d/ network %s\n"
-                     % (args.host, args.port, NETWORK_ID))
-    sys.stderr.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    stub_server.serve(Handler, __doc__.splitlines()[0], 9696,
+                      "neutron stub (network %s)" % NETWORK_ID)
 
 
 if __name__ == "__main__":

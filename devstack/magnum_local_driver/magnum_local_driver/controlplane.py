@@ -1,4 +1,4 @@
-"""The processes of one local cluster and where their files live (stdlib).
+"""The processes of one local cluster and where their files live.
 
 ``<state_dir>/<cluster uuid>/``::
 
@@ -20,8 +20,6 @@ kube-controller-manager, kube-apiserver (it takes ~20 s to exit once etcd is
 gone), then etcd.
 """
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -31,6 +29,8 @@ import subprocess
 import threading
 import time
 
+from zun_local_driver import addresses
+
 SLOTS_FILE = 'slots.json'
 # Start order; stop order is the reverse.
 PROCESSES = ('etcd', 'kube-apiserver', 'kube-controller-manager', 'node')
@@ -39,18 +39,6 @@ PORT_NAMES = ('apiserver', 'etcd', 'etcd_peer', 'controller_manager')
 
 class NoFreeSlot(Exception):
     pass
-
-
-@contextlib.contextmanager
-def _locked(state_dir):
-    os.makedirs(state_dir, exist_ok=True)
-    fd = os.open(os.path.join(state_dir, 'slots.lock'),
-                 os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _load_slots(state_dir):
@@ -82,7 +70,7 @@ def ports_of(port_base, slot):
 def allocate_slot(state_dir, cluster_uuid, port_base, max_clusters):
     """The cluster's slot (the same on every call); skips blocks whose ports
     something else already listens on."""
-    with _locked(state_dir):
+    with addresses.locked(state_dir, 'slots.lock'):
         slots = _load_slots(state_dir)
         if cluster_uuid in slots:
             return slots[cluster_uuid]
@@ -101,7 +89,7 @@ def allocate_slot(state_dir, cluster_uuid, port_base, max_clusters):
 
 
 def release_slot(state_dir, cluster_uuid):
-    with _locked(state_dir):
+    with addresses.locked(state_dir, 'slots.lock'):
         slots = _load_slots(state_dir)
         if slots.pop(cluster_uuid, None) is not None:
             _save_slots(state_dir, slots)

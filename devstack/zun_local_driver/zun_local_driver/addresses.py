@@ -34,9 +34,10 @@ class AddressPoolExhausted(Exception):
 
 
 @contextlib.contextmanager
-def _locked(state_dir):
+def locked(state_dir, name=LOCK_FILE):
+    """Hold an exclusive lock on ``<state_dir>/<name>`` (a table's lock)."""
     os.makedirs(state_dir, exist_ok=True)
-    fd = os.open(os.path.join(state_dir, LOCK_FILE),
+    fd = os.open(os.path.join(state_dir, name),
                  os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -67,7 +68,7 @@ def _save(state_dir, table):
 def allocate(state_dir, base, owner):
     """Address for *owner* (a container uuid); the same one on every call."""
     network = ipaddress.ip_network(base)
-    with _locked(state_dir):
+    with locked(state_dir):
         table = _load(state_dir)
         for addr, who in table.items():
             if who == owner:
@@ -86,7 +87,7 @@ def allocate(state_dir, base, owner):
 
 
 def release(state_dir, owner):
-    with _locked(state_dir):
+    with locked(state_dir):
         table = _load(state_dir)
         kept = {a: w for a, w in table.items() if w != owner}
         if kept != table:
@@ -94,7 +95,7 @@ def release(state_dir, owner):
 
 
 def allocations(state_dir):
-    with _locked(state_dir):
+    with locked(state_dir):
         return dict(_load(state_dir))
 
 
