@@ -21,7 +21,7 @@ from kubespawner import KubeSpawner
 from kubespawner.clients import load_config, shared_client
 from traitlets import Bool, Callable, Enum, Float, Integer, List, Unicode, Union, default
 
-from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError
+from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, spawn_error
 from ..common.flavors import FlavorMixin
 from . import names as kube_names
 from . import access, pods, rbac
@@ -291,9 +291,8 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
         return _link
 
     def _not_ready(self, message, detail):
-        return SpawnException(
-            message, reason="cluster-not-ready", status_code=503, log_message=detail
-        )
+        return spawn_error(message, reason="cluster-not-ready", status_code=503,
+                           log_message=detail)
 
     async def ensure_cluster(self, force=None, recheck=True):
         """Check the cluster, sign when due, and load the kubeconfig once.
