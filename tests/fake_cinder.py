@@ -64,19 +64,20 @@ class FakeCinder:
         body["volumes"] = copy.deepcopy(found)
         return self._answer(context, "cinder-volumes-detail-filter-name", body)
 
-    def _volume_id(self, request):
-        return request.path.rsplit("/", 1)[1]
+    def _one(handler):
+        """A handler for ``/volumes/<id>``: Cinder's 404 when there is no such volume."""
+        def wrapped(self, request, context):
+            vid = request.path.rsplit("/", 1)[1]
+            volume = self.volumes.get(vid)
+            if volume is None:
+                body = response("cinder-volume-show-404")["body"]
+                body["itemNotFound"]["message"] = f"Volume {vid} could not be found."
+                return self._answer(context, "cinder-volume-show-404", body)
+            return handler(self, request, context, vid, volume)
+        return wrapped
 
-    def _gone(self, context, vid):
-        body = response("cinder-volume-show-404")["body"]
-        body["itemNotFound"]["message"] = f"Volume {vid} could not be found."
-        return self._answer(context, "cinder-volume-show-404", body)
-
-    def _show(self, request, context):
-        vid = self._volume_id(request)
-        volume = self.volumes.get(vid)
-        if volume is None:
-            return self._gone(context, vid)
+    @_one
+    def _show(self, request, context, vid, volume):
         body = {"volume": copy.deepcopy(volume)}
         if volume["status"] == "creating":
             volume["status"] = "available"
@@ -93,11 +94,8 @@ class FakeCinder:
         body = {"volume": copy.deepcopy(self.volumes[vid])}
         return self._answer(context, "cinder-volume-create", body)
 
-    def _update(self, request, context):
-        vid = self._volume_id(request)
-        volume = self.volumes.get(vid)
-        if volume is None:
-            return self._gone(context, vid)
+    @_one
+    def _update(self, request, context, vid, volume):
         sent = request.json()["volume"]
         if "metadata" in sent:
             volume["metadata"] = dict(sent["metadata"])
@@ -109,11 +107,8 @@ class FakeCinder:
         context.headers["Content-Type"] = "application/json"
         return json.dumps(body)
 
-    def _delete(self, request, context):
-        vid = self._volume_id(request)
-        volume = self.volumes.get(vid)
-        if volume is None:
-            return self._gone(context, vid)
+    @_one
+    def _delete(self, request, context, vid, volume):
         volume["status"] = "deleting"
         self.deleted.append(vid)
         return self._answer(context, "cinder-volume-delete", None)

@@ -245,13 +245,16 @@ class LifecycleZun(FakeZun):
             status, payload = self.list(parse_qs(urlsplit(request.url).query))
             return answer(context, status, payload, "zun-containers-list-empty")
 
-        def on_show(request, context):
-            fault = self._fault(request)
-            if fault:
-                context.status_code = fault
-                return ""
-            status, payload = self.show(request.path.rsplit("/", 1)[1])
-            return answer(context, status, payload, "zun-container-show-running")
+        def on_one(action, recorded):
+            """A handler for ``/containers/<uuid>``: a queued fault, or ``action(uuid)``."""
+            def handler(request, context):
+                fault = self._fault(request)
+                if fault:
+                    context.status_code = fault
+                    return ""
+                status, payload = action(request.path.rsplit("/", 1)[1])
+                return answer(context, status, payload, recorded)
+            return handler
 
         def on_create(request, context):
             fault = self._fault(request)
@@ -270,18 +273,12 @@ class LifecycleZun(FakeZun):
             rec["body"].update({k: made[k] for k in ("uuid", "name", "labels", "status")})
             return answer(context, 202, rec["body"], "zun-container-create-run")
 
-        def on_delete(request, context):
-            fault = self._fault(request)
-            if fault:
-                context.status_code = fault
-                return ""
-            status, payload = self.delete_request(request.path.rsplit("/", 1)[1])
-            return answer(context, status, payload, "zun-container-delete-stop-true")
-
         containers = re.escape(self.base) + r"/v1/containers"
         mocker.get(re.compile(containers + r"(\?.*)?$"), text=on_list)
-        mocker.get(re.compile(containers + r"/[^/?]+$"), text=on_show)
+        mocker.get(re.compile(containers + r"/[^/?]+$"),
+                   text=on_one(self.show, "zun-container-show-running"))
         mocker.get(re.compile(containers + r"/[^/?]+/logs"), text="")
         mocker.post(re.compile(containers + r"\?run=true$"), text=on_create)
-        mocker.delete(re.compile(containers + r"/[^/?]+\?stop=true$"), text=on_delete)
+        mocker.delete(re.compile(containers + r"/[^/?]+\?stop=true$"),
+                      text=on_one(self.delete_request, "zun-container-delete-stop-true"))
         return self
