@@ -10,6 +10,7 @@
 #   make demo-down   stop the demo and the local cloud
 #   make bench       the benchmarks in benchmarks/
 #   make burst       the fault burst at a chosen size (BURST_SPAWNS=200, see README)
+#   make docs        regenerate docs/configuration.md from the traits' help text
 
 PYTHON ?= python3
 VENV   := .venv
@@ -21,7 +22,11 @@ PYTEST_ARGS ?=
 SHELL_SCRIPTS = devstack/settings $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$' devstack/* devstack/magnum/*)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test lint unit e2e demo demo-down bench burst venv chp clean
+.PHONY: test lint unit e2e demo demo-down bench burst venv chp chromium docs clean
+
+# The browser test's Chromium is Debian's (Playwright's own download needs the
+# internet); pip's playwright package must not try to fetch one either.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +41,11 @@ $(CHP):
 
 chp: $(CHP)
 
+chromium:
+	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -q --no-install-recommends \
+	  -o DPkg::Lock::Timeout=300 chromium || { $(SUDO) apt-get update -q && \
+	  $(SUDO) apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 chromium; }
+
 lint:
 	@command -v shellcheck >/dev/null || $(SUDO) apt-get install -y -q \
 	  -o DPkg::Lock::Timeout=300 shellcheck || { $(SUDO) apt-get update -q && \
@@ -48,7 +58,7 @@ unit: venv chp
 
 # The e2e cloud includes Magnum (its tests need it; the first run builds
 # kube-apiserver once, ~7 min, cached under .cache/kube).
-e2e: venv chp
+e2e: venv chp chromium
 	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" LOCAL_CLOUD_MAGNUM=1 \
 	  $(PY) -m pytest -q -m localcloud tests/e2e devstack/zun_local_driver/tests \
 	  devstack/magnum_local_driver/tests $(PYTEST_ARGS)
@@ -64,6 +74,9 @@ demo: venv chp
 demo-down:
 	-$(PY) etc/demo.py --down
 	devstack/local-cloud down
+
+docs: venv
+	$(PY) docs/gen_config_reference.py
 
 bench: venv
 	$(PY) benchmarks/poller_at_scale.py

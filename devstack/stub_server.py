@@ -49,12 +49,16 @@ class JSONHandler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = _unsupported  # noqa: N815
 
 
-def serve(handler, description, default_port, banner):
-    """Parse --host/--port and serve *handler* until interrupted."""
+def serve(handler, description, default_port, banner, add_options=None):
+    """Parse --host/--port (and what *add_options(parser)* adds; the parsed
+    options become ``handler.options``) and serve *handler* until interrupted."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=default_port)
+    if add_options is not None:
+        add_options(parser)
     args = parser.parse_args()
+    handler.options = args
     server = ThreadingHTTPServer((args.host, args.port), handler)
     server.daemon_threads = True
     sys.stderr.write("%s on http://%s:%d/\n" % (banner, args.host, args.port))

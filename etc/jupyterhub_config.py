@@ -42,3 +42,18 @@ c.ZunSpawner.delete_home_volume_on_delete = False
 
 # Starting a container (image pull on a cold host) can take a while.
 c.ZunSpawner.start_timeout = 300
+
+# Stop servers idle for an hour (jupyterhub-idle-culler, `pip install
+# jupyterhub-idle-culler`): the container goes, the home volume stays, and
+# the user's next start reattaches it.
+import sys  # noqa: E402
+
+c.JupyterHub.services = [{
+    "name": "idle-culler",
+    "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600"],
+}]
+c.JupyterHub.load_roles = [{
+    "name": "idle-culler",
+    "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    "services": ["idle-culler"],
+}]

@@ -11,12 +11,15 @@ lines).  Settings come from the environment so that several hubs can run at once
   LOCAL_HUB_CLOUD       the clouds.yaml entry (default "local")
   LOCAL_HUB_PASSWORD    every user's password (default "demo-password")
   LOCAL_HUB_ADMIN_PASSWORD  the password of "admin" (32+ characters)
+  LOCAL_HUB_CULL_TIMEOUT  idle seconds before a server is stopped (default 3600; 0: off)
+  LOCAL_HUB_CULL_EVERY  seconds between the culler's checks (default timeout/4, at most 300)
   OS_CLIENT_CONFIG_FILE the clouds.yaml written by `devstack/local-cloud up`
 """
 
 import os
 import pathlib
 import shutil
+import sys
 
 c = get_config()  # noqa: F821
 
@@ -67,3 +70,20 @@ c.ZunSpawner.http_timeout = 60
 c.ZunSpawner.poll_interval = 5
 c.ZunSpawner.hub_poll_interval = 2
 c.ZunSpawner.hub_full_poll_interval = 10
+
+# Idle culling (jupyterhub-idle-culler as a hub service): a server without
+# activity for LOCAL_HUB_CULL_TIMEOUT seconds (default 3600, the classic hour)
+# is stopped: its container is removed, its home volume kept.  0 turns it off.
+cull_timeout = int(os.environ.get("LOCAL_HUB_CULL_TIMEOUT", 3600))
+if cull_timeout > 0:
+    cull_every = int(os.environ.get("LOCAL_HUB_CULL_EVERY", max(1, min(300, cull_timeout // 4))))
+    c.JupyterHub.services = [{
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                    f"--timeout={cull_timeout}", f"--cull-every={cull_every}"],
+    }]
+    c.JupyterHub.load_roles = [{
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    }]

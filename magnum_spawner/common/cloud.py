@@ -24,6 +24,7 @@ from openstack import connection as sdk_connection
 from openstack import exceptions as sdk_exc
 from openstack.config import loader
 
+from .. import metrics
 from .errors import CloudConfigError
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def load_cloud(cloud=None, auth=None, region_name=None, interface=None, verify=N
                 "no OpenStack credentials: set ZunSpawner.cloud (a clouds.yaml entry), "
                 "OS_CLOUD or OS_AUTH_URL and friends, or ZunSpawner.auth"
             )
-        session = region.get_session()
+        session = metrics.instrument_session(region.get_session())
     except CloudConfigError:
         raise
     except (sdk_exc.ConfigException, ks_exc.ClientException, KeyError, ValueError) as e:

@@ -7,6 +7,7 @@ spawner of the hub: one per cloud context (``CloudContext.shared``).
 """
 
 import asyncio
+import contextvars
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +72,10 @@ class SdkService:
     def _submit(self, func, *args, **kwargs):
         """Start a call; the future completes even if its awaiter is cancelled."""
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, lambda: self._run(func, *args, **kwargs))
+        # The caller's context goes along (the start's request id, metrics.py).
+        context = contextvars.copy_context()
+        return loop.run_in_executor(
+            self._executor, lambda: context.run(self._run, func, *args, **kwargs))
 
     async def _call(self, func, *args, **kwargs):
         return await self._submit(func, *args, **kwargs)

@@ -9,6 +9,7 @@ hub's event loop never waits on the network.
 """
 
 import asyncio
+import contextvars
 import contextlib
 import gc
 import json
@@ -182,7 +183,10 @@ class ZunClient:
 
     async def _run(self, func, *args, **kwargs):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: func(*args, **kwargs))
+        # The caller's context goes along (the start's request id, metrics.py).
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(
+            self._executor, lambda: context.run(func, *args, **kwargs))
 
     def _request_sync(self, method, url, *, idempotent=True, **kwargs):
         kwargs.setdefault("raise_exc", False)

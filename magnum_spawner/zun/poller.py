@@ -24,6 +24,7 @@ import asyncio
 import gc
 import logging
 
+from .. import metrics
 from ..common import cloud
 from ..common.errors import CloudError
 from ..common.waiting import backoff_delay
@@ -77,6 +78,7 @@ class HubPoller:
         self._sleep = asyncio.sleep
         #: called with the slim records after each complete full list
         self.after_full = []
+        metrics.track_poller(self)
 
     @classmethod
     def for_hub(cls, client, hub_id, interval=15.0, gc_freeze=False, **kwargs):
@@ -187,14 +189,18 @@ class HubPoller:
     async def cycle(self):
         """One list (full when due), as the loop runs it; returns the next delay."""
         loop = asyncio.get_running_loop()
+        started = loop.time()
+        kind = "full" if self._full_due(started) else "action"
         try:
-            if self._full_due(loop.time()):
+            if kind == "full":
                 await self.refresh_full()
             else:
                 await self.refresh_action()
+            metrics.observe_poller_cycle(kind, loop.time() - started, ok=True)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # keep the loop alive whatever happens
+            metrics.observe_poller_cycle(kind, loop.time() - started, ok=False)
             self.last_error = e
             self.failures += 1
             # readers waiting for a first list ask Zun themselves meanwhile

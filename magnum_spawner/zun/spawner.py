@@ -14,6 +14,7 @@ import time
 from jupyterhub.spawner import Spawner, SpawnException
 from sqlalchemy import inspect as sa_inspect
 
+from .. import metrics
 from . import objects
 from . import progress as steps
 from ..common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
@@ -50,7 +51,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
             return
         progress = last["progress"] if progress is None else max(progress, last["progress"])
         self._events.append({"progress": progress, "message": message})
-        self.log.info("%s: %s", self._log_name, message)
+        self._log_phase("progress", progress=progress, step=message,
+                        volume=getattr(self, "home_volume_id", None))
         if self._event_signal is not None:
             self._event_signal.set()
 
@@ -197,7 +199,36 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
         mounts = await self.prepare_home_volume()
         return await self.build_body(name, choice, mounts)
 
+    def _log_phase(self, phase, **fields):
+        """One structured line per spawn phase (metrics.py: grep its request id
+        in the hub's and the cloud's logs)."""
+        self.log.info("spawn %s", metrics.logfmt(
+            phase=phase, user=self.user.name, server=self.name or "",
+            container=self.container_id, request=getattr(self, "_request_id", None),
+            **fields))
+
     async def start(self):
+        self._request_id = metrics.new_request_id()
+        metrics.REQUEST_ID.set(self._request_id)  # this task's context only
+        started = asyncio.get_running_loop().time()
+        self._log_phase("begin", image=self.image if isinstance(self.image, str) else None)
+        try:
+            url = await self._start()
+        except SpawnException as e:
+            metrics.count_spawn_failure(e.reason)
+            self._log_phase("failed", cause=e.reason,
+                            seconds=f"{asyncio.get_running_loop().time() - started:.2f}")
+            raise
+        except asyncio.CancelledError:  # JupyterHub's start_timeout
+            metrics.count_spawn_failure("cancelled")
+            self._log_phase("failed", cause="cancelled",
+                            seconds=f"{asyncio.get_running_loop().time() - started:.2f}")
+            raise
+        self._log_phase("started", url=url,
+                        seconds=f"{asyncio.get_running_loop().time() - started:.2f}")
+        return url
+
+    async def _start(self):
         self._events = []
         self._ended = None
         self._unknown_since = None

@@ -47,6 +47,17 @@ pytestmark = pytest.mark.localcloud
 RUN_LAST = "test_project_left_as_found_e2e.py"
 
 
+#: Screenshots the browser test took, named at the end of the run's output.
+SCREENSHOTS = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if SCREENSHOTS:
+        terminalreporter.section("browser screenshots")
+        for path in SCREENSHOTS:
+            terminalreporter.write_line(str(path))
+
+
 def pytest_collection_modifyitems(items):
     here = pathlib.Path(__file__).parent
     for item in items:
@@ -70,6 +81,63 @@ def wait_for(predicate, timeout, interval=0.5, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+async def execute_cell(ws_url, headers, code, timeout):
+    """Run ``code`` over a kernel's websocket; ``stdout``, ``stderr``, ``error``,
+    ``died`` (also used by benchmarks/load_students.py)."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    req = HTTPRequest(ws_url, headers=headers)
+    conn = await websocket_connect(req)
+    msg_id = uuid.uuid4().hex
+    await conn.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "e2e",
+                   "session": uuid.uuid4().hex, "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": code, "silent": False, "store_history": False,
+                    "user_expressions": {}, "allow_stdin": False},
+    }))
+    out = {"stdout": "", "stderr": "", "error": None, "died": False}
+    replied = idle = False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"cell did not finish in {timeout} s: {out}")
+            raw = await asyncio.wait_for(conn.read_message(), remaining)
+            if raw is None:
+                out["died"] = True
+                return out
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                if msg.get("msg_type") == "status" and msg["content"].get(
+                    "execution_state"
+                ) in ("restarting", "dead"):
+                    out["died"] = True
+                    return out
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out[content["name"]] += content["text"]
+            elif kind == "error":
+                out["error"] = f"{content['ename']}: {content['evalue']}"
+            elif kind == "status" and content["execution_state"] in ("restarting", "dead"):
+                out["died"] = True
+                return out
+            elif kind == "execute_reply":
+                replied = True
+            elif kind == "status" and content["execution_state"] == "idle":
+                idle = True
+            # the reply (shell) may overtake the output (iopub): the cell is
+            # done when both the reply and the kernel's idle have arrived
+            if replied and idle:
+                return out
+    finally:
+        conn.close()
 
 
 class LocalCloud:
@@ -367,7 +435,7 @@ def require_chp():
 class HubProcess:
     """A real JupyterHub process with ZunSpawner, driven through its REST API."""
 
-    def __init__(self, workdir, cloud, extra_config=""):
+    def __init__(self, workdir, cloud, extra_config="", env=None):
         require_chp()
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -381,6 +449,8 @@ class HubProcess:
         self.proc = None
         self.log_path = self.workdir / "jupyterhub.log"
         self.extra_config = textwrap.dedent(extra_config)
+        # No idle culler unless a test asks for one (LOCAL_HUB_CULL_TIMEOUT).
+        self.extra_env = {"LOCAL_HUB_CULL_TIMEOUT": "0", **(env or {})}
         self.write_config()
 
     def write_config(self):
@@ -391,8 +461,11 @@ class HubProcess:
         # a hub restart must leave the servers (and the proxy) running
         c.JupyterHub.cleanup_servers = False
         c.JupyterHub.cleanup_proxy = False
-        c.JupyterHub.services = [{{"name": "e2e", "api_token": {self.token!r}}}]
-        c.JupyterHub.load_roles = [{{
+        # the config's own services (the idle culler when on) and the test's
+        c.JupyterHub.services = (list(c.JupyterHub.services) if "services" in c.JupyterHub
+                                 else []) + [{{"name": "e2e", "api_token": {self.token!r}}}]
+        c.JupyterHub.load_roles = (list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub
+                                   else []) + [{{
             "name": "e2e-admin",
             "scopes": ["admin:users", "admin:servers", "admin:server_state",
                        "access:servers", "read:users", "list:users", "tokens"],
@@ -416,6 +489,7 @@ class HubProcess:
             "LOCAL_HUB_ID": self.hub_id,
             "LOCAL_HUB_CLOUD": self.cloud.cloud,
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         })
         env.pop("OS_CLOUD", None)
         return env
@@ -575,58 +649,8 @@ class HubProcess:
             self.server_api("DELETE", user, f"api/kernels/{kernel}", server_name)
 
     async def _execute(self, ws_url, code, timeout):
-        from tornado.httpclient import HTTPRequest
-        from tornado.websocket import websocket_connect
-
-        req = HTTPRequest(ws_url, headers={"Authorization": f"token {self.token}"})
-        conn = await websocket_connect(req)
-        msg_id = uuid.uuid4().hex
-        await conn.write_message(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "e2e",
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False},
-        }))
-        out = {"stdout": "", "stderr": "", "error": None, "died": False}
-        replied = idle = False
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        try:
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise AssertionError(f"cell did not finish in {timeout} s: {out}")
-                raw = await asyncio.wait_for(conn.read_message(), remaining)
-                if raw is None:
-                    out["died"] = True
-                    return out
-                msg = json.loads(raw)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    if msg.get("msg_type") == "status" and msg["content"].get(
-                        "execution_state"
-                    ) in ("restarting", "dead"):
-                        out["died"] = True
-                        return out
-                    continue
-                kind, content = msg["msg_type"], msg["content"]
-                if kind == "stream":
-                    out[content["name"]] += content["text"]
-                elif kind == "error":
-                    out["error"] = f"{content['ename']}: {content['evalue']}"
-                elif kind == "status" and content["execution_state"] in ("restarting", "dead"):
-                    out["died"] = True
-                    return out
-                elif kind == "execute_reply":
-                    replied = True
-                elif kind == "status" and content["execution_state"] == "idle":
-                    idle = True
-                # the reply (shell) may overtake the output (iopub): the cell is
-                # done when both the reply and the kernel's idle have arrived
-                if replied and idle:
-                    return out
-        finally:
-            conn.close()
+        return await execute_cell(ws_url, {"Authorization": f"token {self.token}"}, code,
+                                  timeout)
 
 
 @pytest.fixture(scope="session")
@@ -641,8 +665,8 @@ def hub(local_cloud, tmp_path_factory):
 def hub_factory(local_cloud, tmp_path):
     started = []
 
-    def make(extra_config=""):
-        h = HubProcess(tmp_path / f"hub{len(started)}", local_cloud, extra_config)
+    def make(extra_config="", env=None):
+        h = HubProcess(tmp_path / f"hub{len(started)}", local_cloud, extra_config, env)
         h.start()
         started.append(h)
         return h

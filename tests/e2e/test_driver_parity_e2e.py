@@ -141,3 +141,19 @@ def test_put_archive_then_get_archive(zun):
     assert got.extractfile(f"parity-{cid[:8]}.txt").read() == b"hello from put_archive\n"
     assert r.json()["stat"]["size"] == len(b"hello from put_archive\n")
     execute(zun, cid, f"rm -f /tmp/parity-{cid[:8]}.txt")
+
+
+def test_a_containers_port_is_found_in_neutron_by_id_and_device(zun, local_cloud):
+    container = run(zun, command=["sleep", "600"])
+    ((network_id, (entry,)),) = container["addresses"].items()
+    region = local_cloud.region
+    neutron = adapter.Adapter(session=region.get_session(), service_type="network",
+                              region_name=region.get_region_name("network"),
+                              interface="public")
+    r = neutron.get(f"/v2.0/ports?device_id={container['uuid']}", raise_exc=False)
+    assert r.status_code == 200, r.text
+    (port,) = r.json()["ports"]
+    assert port["id"] == entry["port"] and port["network_id"] == network_id
+    assert port["fixed_ips"][0]["ip_address"] == entry["addr"]
+    r = neutron.get(f"/v2.0/ports/{entry['port']}", raise_exc=False)
+    assert r.status_code == 200 and r.json()["port"]["device_id"] == container["uuid"]

@@ -304,6 +304,14 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
             'address': addr,
             'mounts': self._mounts(context, container, requested_volumes),
         }
+        addresses_entry = self._address_entry(container, addr,
+                                              requested_networks)
+        # The Neutron stub serves this as the container's port (port
+        # look-ups by id or device_id, as Zun's rebuild and clients make).
+        ((network_id, (entry,)),) = addresses_entry.items()
+        spec['port'] = {'id': entry['port'], 'network_id': network_id,
+                        'subnet_id': entry['subnet_id'], 'ip_address': addr,
+                        'project_id': container.project_id}
         cdir = self._dir(container)
         if cdir.exists():
             # Re-create (rebuild): keep nothing from the previous run.
@@ -312,8 +320,7 @@ class ProcessDriver(driver.BaseDriver, driver.ContainerDriver,
         container.container_id = container.uuid
         if container.hostname is None:
             container.hostname = hostname
-        container.addresses = self._address_entry(container, addr,
-                                                  requested_networks)
+        container.addresses = addresses_entry
         container.status = consts.CREATED
         container.status_detail = 'Created'
         container.status_reason = None

@@ -1,0 +1,151 @@
+"""A student's visit in a real browser: headless Chromium (Debian's ``chromium``)
+driven by Playwright for Python, against a real hub on the local cloud.
+
+Log in, choose the "small" flavor on the options form, watch the progress
+page reach the server, run a notebook cell that prints the container's memory
+limit as the container sees it, stop the server from the hub's home page.
+Each step leaves a screenshot under ``.cache/browser/<run>/``; the test output
+names them.  Playwright's own browser download does not work without the
+internet: the Makefile installs ``chromium`` with apt and the test launches it
+by path (``BROWSER_EXECUTABLE``, default /usr/bin/chromium).
+"""
+
+import json
+import os
+import re
+import time
+
+import pytest
+
+from .conftest import REPO, SCREENSHOTS, wait_for
+from .test_home_volumes_e2e import cleanup
+
+pytestmark = pytest.mark.localcloud
+
+CHROMIUM = os.environ.get("BROWSER_EXECUTABLE", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # root in a container: Chromium's sandbox needs user namespaces
+    "--disable-background-networking",  # no update checks, safe browsing, etc.
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--no-first-run",
+    "--metrics-recording-only",
+]
+PASSWORD = "browser-test-password"
+USER = "browser-bea"
+SMALL_MIB = 1024
+
+#: The cell the student runs: the memory limit the container sees.
+CELL = ("print('limit', int(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read())"
+        " // 2**20, 'MiB')")
+
+
+@pytest.fixture
+def browser_page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make e2e` installs Debian's chromium")
+    run = time.strftime("%Y%m%d-%H%M%S")
+    shots = REPO / ".cache" / "browser" / run
+    shots.mkdir(parents=True, exist_ok=True)
+    taken = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+        page.set_default_timeout(60_000)
+
+        def shot(name):
+            path = shots / f"{len(taken) + 1:02d}-{name}.png"
+            page.screenshot(path=str(path), full_page=True)
+            taken.append(path)
+
+        page.shot = shot
+        try:
+            yield page
+        finally:
+            browser.close()
+            SCREENSHOTS.extend(path.relative_to(REPO) for path in taken)
+
+
+def test_a_student_logs_in_picks_small_runs_a_cell_and_stops(hub_factory, browser_page):
+    hub = hub_factory(f"c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}\n")
+    page = browser_page
+    try:
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("input[name=username]", USER)
+        page.fill("input[name=password]", PASSWORD)
+        page.shot("login")
+        page.click("input[type=submit], button[type=submit]")
+
+        # The options form: choose a flavor, start.
+        page.wait_for_selector("input[type=radio][value=small]")
+        page.check("input[type=radio][value=small]")
+        page.shot("options-form-small-chosen")
+        page.click("#spawn_form input[type=submit], #spawn_form button[type=submit]")
+
+        # The progress page shows the cloud's steps, then goes to the server.
+        page.wait_for_url(re.compile(r"/hub/spawn-pending/"), timeout=30_000)
+        page.wait_for_selector("#progress-message", state="attached")
+        wait_for(lambda: page.inner_text("#progress-message").strip(), 30, 0.2,
+                 "a first progress message")
+        page.shot("progress")
+        page.wait_for_url(re.compile(rf"/user/{USER}/"), timeout=180_000)
+
+        # A notebook with the cell, written through the server's API with the
+        # browser's own cookies, then run in JupyterLab.
+        base = f"{hub.url}/user/{USER}"
+        page.goto(f"{base}/lab")
+        page.wait_for_selector(".jp-LauncherCard, .jp-Launcher", timeout=120_000)
+        xsrf = next((c["value"] for c in page.context.cookies() if c["name"] == "_xsrf"), "")
+        notebook = {
+            "cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
+                       "outputs": [], "source": CELL}],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                        "language": "python"}},
+            "nbformat": 4, "nbformat_minor": 5,
+        }
+        r = page.request.put(f"{base}/api/contents/memory.ipynb",
+                             headers={"X-XSRFToken": xsrf, "Content-Type": "application/json"},
+                             data=json.dumps({"type": "notebook", "content": notebook}))
+        assert r.ok, r.text()
+        page.goto(f"{base}/lab/tree/memory.ipynb")
+        page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor", timeout=120_000)
+
+        def kernel_idle():
+            r = page.request.get(f"{base}/api/sessions")
+            return r.ok and any(s["path"].endswith("memory.ipynb")
+                                and s["kernel"]["execution_state"] == "idle"
+                                for s in r.json())
+
+        wait_for(kernel_idle, 120, 0.5, "the notebook's kernel")
+        page.click(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+        page.keyboard.press("Shift+Enter")
+        output = page.wait_for_selector(".jp-OutputArea-output", timeout=60_000)
+        wait_for(lambda: "MiB" in output.inner_text(), 30, 0.2, "the cell's output")
+        page.shot("notebook-cell-memory-limit")
+        assert output.inner_text().split() == ["limit", str(SMALL_MIB), "MiB"]
+
+        # Stop from the hub's home page.
+        page.goto(f"{hub.url}/hub/home")
+        page.wait_for_selector("#stop")
+        page.shot("home-running")
+        page.click("#stop")
+        # The page hides the stop button once the hub has stopped the server.
+        page.wait_for_selector("#stop", state="hidden", timeout=120_000)
+        wait_for(lambda: not (hub.server(USER) or {}).get("ready"), 60, 1, "the stop")
+        page.reload()
+        page.wait_for_selector("#start")
+        page.shot("home-stopped")
+        assert "Start My Server" in page.inner_text("#start")
+        wait_for(lambda: not hub.cloud.containers(**{"hub.jupyter.org/hub": hub.hub_id}),
+                 60, 1, "the container to be deleted")
+    except Exception:
+        page.shot("failure")
+        raise
+    finally:
+        cleanup(hub, USER)
+
