@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -439,6 +440,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--workdir", default=str(REPO / ".cache" / "burst"))
     args = parser.parse_args(argv)
+    # a fresh hub database and logs: the figures are this run's alone
+    shutil.rmtree(args.workdir, ignore_errors=True)
     was_up = subprocess.run([str(LOCAL_CLOUD), "status"], capture_output=True).returncode == 0
     if not was_up:
         subprocess.run([str(LOCAL_CLOUD), "up"], check=True)
