@@ -294,3 +294,67 @@ def test_what_counts_as_the_cluster_refusing_our_tls():
             raise RuntimeError("Could not create pod") from inner
     except RuntimeError as outer:
         assert _tls_failure(outer)
+
+
+async def test_a_tls_refusal_signs_again_and_starts_once_more(monkeypatch):
+    import ssl
+
+    from kubespawner import KubeSpawner
+
+    spawner = make()
+    asked, starts = [], []
+
+    async def ensure(force=None, recheck=True):
+        asked.append(force)
+
+    async def kube_start(self):
+        starts.append(1)
+        if len(starts) == 1:
+            raise ssl.SSLCertVerificationError("certificate verify failed: unknown ca")
+        return "http://10.0.0.9:8888"
+
+    monkeypatch.setattr(spawner, "ensure_cluster", ensure)
+    monkeypatch.setattr(KubeSpawner, "start", kube_start)
+    assert await spawner.start() == "http://10.0.0.9:8888"
+    assert asked == [None, "the cluster's API refused the hub's TLS"]
+    assert len(starts) == 2
+
+
+async def test_other_start_failures_are_not_retried(monkeypatch):
+    from kubespawner import KubeSpawner
+
+    spawner = make()
+
+    async def ensure(force=None, recheck=True):
+        assert force is None
+
+    async def kube_start(self):
+        raise TimeoutError("pod did not start in 120 seconds!")
+
+    monkeypatch.setattr(spawner, "ensure_cluster", ensure)
+    monkeypatch.setattr(KubeSpawner, "start", kube_start)
+    with pytest.raises(TimeoutError):
+        await spawner.start()
+
+
+async def test_rebuilt_clients_read_the_new_files_and_address():
+    from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
+    from kubespawner import clients
+
+    from magnum_spawner.magnum.cluster import rebuild_kubernetes_clients
+
+    saved = Configuration.get_default_copy()
+    config = Configuration()
+    config.host = "https://old:6443"
+    api = CoreV1Api(ApiClient(config))
+    clients._client_cache[("test",)] = api
+    old = api.api_client.rest_client
+    try:
+        await rebuild_kubernetes_clients("https://new:6443")
+        assert api.api_client.rest_client is not old
+        assert api.api_client.configuration.host == "https://new:6443"
+        assert Configuration.get_default_copy().host == "https://new:6443"
+    finally:
+        clients._client_cache.pop(("test",))
+        Configuration.set_default(saved)
+        await api.api_client.close()
