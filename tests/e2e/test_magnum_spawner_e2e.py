@@ -178,6 +178,18 @@ def test_flavor_limits_on_the_pod_and_a_cell_runs(magnum_hub, admin, local_cloud
     assert out["stdout"].strip() == "42", out
 
 
+def test_a_restarted_hub_reattaches_to_its_pods(magnum_hub, admin, local_cloud):
+    # the new process signs its own certificate at its first poll, before any start
+    magnum_hub.start_server("ada")
+    before = pod(admin, local_cloud, magnum_hub.hub_id, "jupyter-ada").metadata.uid
+    magnum_hub.restart()
+    server = wait_for(lambda: magnum_hub.server("ada"), 30, 1, "the server after restart")
+    assert server["ready"]
+    assert magnum_hub.server_api("GET", "ada", "api/status").status_code == 200
+    assert pod(admin, local_cloud, magnum_hub.hub_id, "jupyter-ada").metadata.uid == before
+    magnum_hub.stop_server("ada")
+
+
 def test_home_survives_stop_and_start_and_stop_deletes_the_pod(
     magnum_hub, admin, local_cloud
 ):
