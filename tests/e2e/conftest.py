@@ -377,6 +377,16 @@ def external_cloud_missing():
     return None
 
 
+def require_magnum(cloud):
+    """Fail (not skip) when the cloud has no Magnum: make e2e brings it up with it."""
+    try:
+        cloud.sdk.session.get_endpoint(service_type="container-infra",
+                                       interface="public")
+    except Exception:
+        pytest.fail("the local cloud runs without Magnum: bring it up with "
+                    "LOCAL_CLOUD_MAGNUM=1 (make e2e does)")
+
+
 def magnum_csr(common_name, organization=None):
     """A new key and a CSR for it (PEM texts), made here, not by the code under test."""
     from cryptography import x509

@@ -20,19 +20,10 @@ import uuid
 
 import pytest
 
-from .conftest import CLOUD_DIR, magnum_csr, wait_for
+from .conftest import CLOUD_DIR, magnum_csr, require_magnum, wait_for
 
 IMAGE_NAME = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 NS = "default"
-
-
-def _skip_without_magnum(cloud):
-    try:
-        cloud.sdk.session.get_endpoint(service_type="container-infra",
-                                       interface="public")
-    except Exception:
-        pytest.fail("the local cloud runs without Magnum: bring it up with "
-                    "LOCAL_CLOUD_MAGNUM=1 (make e2e does)")
 
 
 def _b64(text):
@@ -157,7 +148,7 @@ def _terminated(pod):
 
 @pytest.fixture(scope="module")
 def cluster(local_cloud, tmp_path_factory):
-    _skip_without_magnum(local_cloud)
+    require_magnum(local_cloud)
     c = Cluster(local_cloud, str(tmp_path_factory.mktemp("magnum")))
     c.create()
     yield c

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from .conftest import IMAGE, magnum_csr, wait_for
+from .conftest import IMAGE, magnum_csr, require_magnum, wait_for
 
 TEMPLATE_IMAGE = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 FLAVORS = {
@@ -108,12 +108,7 @@ class Magnum:
 
 @pytest.fixture(scope="module")
 def magnum(local_cloud, tmp_path_factory):
-    try:
-        local_cloud.sdk.session.get_endpoint(service_type="container-infra",
-                                             interface="public")
-    except Exception:
-        pytest.fail("the local cloud runs without Magnum: bring it up with "
-                    "LOCAL_CLOUD_MAGNUM=1 (make e2e does)")
+    require_magnum(local_cloud)
     m = Magnum(local_cloud, str(tmp_path_factory.mktemp("magnum")))
     yield m
     m.delete_all()
