@@ -199,6 +199,7 @@ class Burst:
         self.outcomes = []  # (user, server, outcome, message)
         self.volumes_seen = {}  # user -> {volume ids successful spawns used}
         self.killed_at = None
+        self.killer = None
         self._restarted = threading.Event()
 
     # -- one spawn ------------------------------------------------------------
@@ -262,7 +263,8 @@ class Burst:
             self.started += 1
             n = self.started
         if self.kill_hub and n == len(self.tasks) // 2 + 1:
-            threading.Thread(target=self._kill_and_restart, daemon=True).start()
+            self.killer = threading.Thread(target=self._kill_and_restart, daemon=True)
+            self.killer.start()
         for attempt in (1, 2):
             generation = self.hub.generation
             answer = self._request_start(user, server)
@@ -412,15 +414,18 @@ def run_burst(cloud, workdir, spawns=20, concurrency=10, rate=0.1, seed=8, kill_
     """Set up the proxy and the hub, run the burst, tidy up; returns the report."""
     workdir.mkdir(parents=True, exist_ok=True)
     proxy = FaultProxy(workdir, rate, seed)
-    hub = None
+    hub = burst = None
     try:
         clouds_yaml = proxied_clouds_yaml(cloud, proxy, workdir / "clouds-proxied.yaml")
         hub = BurstHub(workdir / "hub", cloud, clouds_yaml, HUB_CONFIG)
         hub.start()
-        report = Burst(hub, proxy, spawns, concurrency, kill_hub).run()
+        burst = Burst(hub, proxy, spawns, concurrency, kill_hub)
+        report = burst.run()
         (workdir / "burst-report.json").write_text(json.dumps(report, indent=1))
         return report
     finally:
+        if burst is not None and burst.killer is not None:
+            burst.killer.join(300)  # a failed burst must not leave a restarted hub
         if hub is not None:
             proxy.set_rate(0.0)
             hub.shutdown()
