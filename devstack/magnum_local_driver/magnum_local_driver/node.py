@@ -199,6 +199,10 @@ class Node(object):
             if rec:
                 grace = meta.get('deletionGracePeriodSeconds')
                 self.runner.stop_pod(rec, min(30, int(grace or 0)))
+            else:
+                # A start that failed half-way may hold an address.
+                podlib.addresses.release(self.conf['addresses_dir'],
+                                         self.runner.owner_prefix + meta['uid'])
             self.reported.pop(meta['uid'], None)
             # The kubelet's last word: gone from the API once stopped.
             self.kube.delete(base, {'apiVersion': 'v1', 'kind':
