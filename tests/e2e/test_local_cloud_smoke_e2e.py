@@ -7,6 +7,7 @@ prints says which service is wrong before the spawner's tests say it more
 vaguely.
 """
 
+import os
 import subprocess
 import sys
 
@@ -19,9 +20,11 @@ pytestmark = pytest.mark.localcloud
 
 @local_only
 def test_the_local_cloud_passes_its_smoke_test(local_cloud):
+    # the unit tests' fixture points OS_CLIENT_CONFIG_FILE at an empty file
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(local_cloud.clouds_yaml)}
     out = subprocess.run(
         [sys.executable, str(REPO / "devstack" / "smoke.py"), "--cloud-dir", str(CLOUD_DIR)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=env,
     )
     print(out.stdout)
     assert out.returncode == 0, out.stdout + out.stderr
