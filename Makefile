@@ -2,7 +2,8 @@
 #
 #   make test        unit + recorded-API tests, then the end-to-end suite on the
 #                    local cloud (installs everything it needs; ~see README)
-#   make lint        bash -n and shellcheck on every shell script in devstack/
+#   make lint        bash -n and shellcheck on every shell script (devstack/, the
+#                    CI entry point, the test stubs); ruff on the Python
 #   make unit        unit + recorded-API tests only (seconds)
 #   make e2e         end-to-end tests on the local cloud only
 #   make demo        local cloud + JupyterHub on http://127.0.0.1:8000
@@ -18,8 +19,10 @@ PY     := $(VENV)/bin/python
 CACHE  := .cache
 CHP    := $(CACHE)/node/node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
-# every shell script in devstack/ (by shebang), and DevStack's sourced settings
-SHELL_SCRIPTS = devstack/settings $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$' devstack/* devstack/magnum/*)
+# every shell script in devstack/ and tests/devstack_stubs/ (by shebang), the CI
+# entry point, and DevStack's sourced settings
+SHELL_SCRIPTS = devstack/settings .ci/run $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$' \
+  devstack/* devstack/magnum/* tests/devstack_stubs/*)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test lint unit e2e demo demo-down bench burst venv chp chromium docs clean
@@ -46,12 +49,13 @@ chromium:
 	  -o DPkg::Lock::Timeout=300 chromium || { $(SUDO) apt-get update -q && \
 	  $(SUDO) apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 chromium; }
 
-lint:
+lint: venv
 	@command -v shellcheck >/dev/null || $(SUDO) apt-get install -y -q \
 	  -o DPkg::Lock::Timeout=300 shellcheck || { $(SUDO) apt-get update -q && \
 	  $(SUDO) apt-get install -y -q -o DPkg::Lock::Timeout=300 shellcheck; }
 	@for f in $(SHELL_SCRIPTS); do bash -n "$$f" || exit 1; done
 	shellcheck -s bash $(SHELL_SCRIPTS)
+	$(VENV)/bin/ruff check --no-cache .
 
 unit: venv chp
 	$(PY) -m pytest -q $(PYTEST_ARGS)

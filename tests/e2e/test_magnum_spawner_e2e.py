@@ -51,8 +51,6 @@ class Magnum:
         return cluster
 
     def finished(self, cluster_id):
-        import openstack.exceptions
-
         if self._gone(cluster_id):
             return None
         c = self.cim.get_cluster(cluster_id)

@@ -167,7 +167,7 @@ class Node(object):
                                         'name': self.name}})
 
     def sync_pod(self, pod):
-        meta, spec = pod['metadata'], pod['spec']
+        meta = pod['metadata']
         uid = meta['uid']
         rec = self.runner.record(uid)
         base = '/api/v1/namespaces/%s/pods/%s' % (meta['namespace'],
