@@ -3,14 +3,18 @@
 The key never leaves the hub: Magnum signs a certificate signing request made
 here (``POST /v1/certificates``), the way python-magnumclient's ``cluster
 config`` does.  The CA, the certificate, the key and the kubeconfig that names
-them are files in a private directory (0700, files 0600) removed at exit.
+them are files in a private directory (0700, files 0600) removed at exit; the
+directory's name carries the hub's pid, so that the next hub removes what a hub
+killed without its exit handlers (``kill -9``, OOM) left behind.
 """
 
 import atexit
 import contextlib
 import datetime
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 
@@ -18,6 +22,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+log = logging.getLogger(__name__)
+
+PREFIX = "magnum-spawner-"
+_OWNED = re.compile(rf"{re.escape(PREFIX)}(\d+)-")
 
 #: Kubernetes reads a client certificate's O as its groups: this one is
 #: cluster-admin on every cluster that Kubernetes' RBAC bootstrap made.
@@ -101,6 +110,35 @@ def _write_private(path, text):
     os.replace(tmp, path)
 
 
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale(parent):
+    """Remove the kubeconfig directories (and keys) in ``parent`` of this user's
+    hubs that no longer run: named with a pid no process has."""
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        owner = _OWNED.match(entry.name)
+        if not owner or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = int(owner.group(1))
+        if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _running(pid):
+            continue
+        log.info("Removing %s, left by hub process %d that no longer runs",
+                 entry.path, pid)
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
 class KubeconfigDir:
     """A private directory holding the CA, client certificates and keys, and
     kubeconfigs naming them (by path, so that a re-signed certificate written in
@@ -111,8 +149,10 @@ class KubeconfigDir:
     """
 
     def __init__(self, parent=None):
+        parent = parent or tempfile.gettempdir()
+        remove_stale(parent)
         # mkdtemp makes the directory 0700 and owned by the hub's user
-        self.path = tempfile.mkdtemp(prefix="magnum-spawner-", dir=parent)
+        self.path = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent)
         os.chmod(self.path, 0o700)
         self.ca_file = os.path.join(self.path, "ca.crt")
         self.kubeconfig, self.cert_file, self.key_file = self._paths("hub")

@@ -15,6 +15,7 @@ import datetime
 import ssl
 
 from jupyterhub.spawner import SpawnException
+from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.client.rest import ApiException
 from kubernetes_asyncio.config import ConfigException
 from kubespawner import KubeSpawner
@@ -52,11 +53,14 @@ def kubeconfig_files():
 
 
 def reset_link():
-    """Forget the cluster link and remove its files (tests)."""
+    """Forget the cluster link, remove its files and the Kubernetes client's
+    configuration read from them (tests)."""
     global _link, _files
     if _files is not None:
         _files.remove()
     _link = _files = None
+    Configuration.set_default(None)
+    load_config.cache_clear()
 
 
 def _tls_failure(error):
