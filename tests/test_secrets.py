@@ -236,3 +236,23 @@ def test_the_spawn_page_shows_the_users_sentence_not_the_operators_detail():
     assert message == error.message
     assert "SpawnException" not in message and "reason=" not in message
     assert "10.0.0.5:9517" in error.log_message  # the operator still gets it
+
+
+async def test_an_operators_own_secret_list_still_keeps_the_hubs_token_out_of_sight(cloud):
+    """``secret_environment_names`` replaces the default patterns; JupyterHub's own
+    token variables stay secret whatever it says (Zun shows ``environment`` to
+    every member of the project)."""
+    creates(cloud)
+    spawner = make_spawner(config={
+        "secret_environment_names": ["*MY_SECRET*"],
+        "environment": {"MY_SECRET_X": "hidden", "COURSE": "phys"},
+    })
+    await spawner.start()
+    sent = cloud.requests("POST", "containers")[0].json()
+    assert not leaks(json.dumps(sent["environment"]), [API_TOKEN])
+    assert injected_files(sent) == {
+        "/run/jupyterhub-secrets/JUPYTERHUB_API_TOKEN": API_TOKEN,
+        "/run/jupyterhub-secrets/JPY_API_TOKEN": API_TOKEN,
+        "/run/jupyterhub-secrets/MY_SECRET_X": "hidden",
+    }
+    assert sent["environment"]["COURSE"] == "phys"

@@ -121,11 +121,24 @@ LAUNCHER = (
 )
 
 
-def split_secrets(environment, patterns=SECRET_NAME_PATTERNS):
-    """``(public, secret)``: the environment split by :func:`is_secret_name`."""
+#: JupyterHub's own token variables: secret whatever ``secret_environment_names``
+#: says (an operator's list replaces the default patterns, not these).
+HUB_TOKEN_NAMES = frozenset({"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"})
+
+
+def split_secrets(environment, patterns=SECRET_NAME_PATTERNS, tokens=()):
+    """``(public, secret)``: the environment split by :func:`is_secret_name`.
+
+    JupyterHub's token variables, and any variable whose value is one of
+    ``tokens`` (the server's API token), are secret whatever ``patterns`` say.
+    """
+    tokens = {t for t in tokens if t}
     public, secret = {}, {}
     for key, value in environment.items():
-        (secret if is_secret_name(key, patterns) else public)[key] = str(value)
+        value = str(value)
+        hidden = (key.upper() in HUB_TOKEN_NAMES or value in tokens
+                  or is_secret_name(key, patterns))
+        (secret if hidden else public)[key] = value
     return public, secret
 
 

@@ -117,12 +117,17 @@ class ZunHost(Host):
         config=True,
         help="""
         Environment variables (shell-style patterns, matched case-insensitively)
-        whose values are secrets: JupyterHub's ``JUPYTERHUB_API_TOKEN`` and
-        ``JPY_API_TOKEN`` and anything named like them.  Zun shows a container's
-        ``environment`` to every member of the cloud project, so these are passed
-        as files instead (Zun's ``bind`` mounts, microversion 1.23+) and read into
-        the server's environment by a small ``/bin/sh`` launcher before it runs
-        :attr:`cmd`.  The image needs ``/bin/sh`` and ``cat``.
+        whose values are secrets.  The default matches ``*TOKEN*``, ``*SECRET*``,
+        ``*PASSWORD*`` and the like.  Zun shows a container's ``environment`` to
+        every member of the cloud project, so these are passed as files instead
+        (Zun's ``bind`` mounts, microversion 1.23+) and read into the server's
+        environment by a small ``/bin/sh`` launcher before it runs :attr:`cmd`.
+        The image needs ``/bin/sh`` and ``cat``.
+
+        Setting this replaces the default patterns.  JupyterHub's own token
+        variables (``JUPYTERHUB_API_TOKEN``, ``JPY_API_TOKEN``, and any variable
+        holding the server's API token) are secret whatever this list says.
+        Example: ``c.ZunSpawner.secret_environment_names = ["*TOKEN*", "S3_*"]``.
         """,
     )
 

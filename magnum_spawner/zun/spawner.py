@@ -81,7 +81,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
         # Secrets go in as files: Zun shows a container's environment to every
         # member of the project.
         environment, secrets = objects.split_secrets(
-            self.get_env(), self.secret_environment_names
+            self.get_env(), self.secret_environment_names, tokens=[self.api_token]
         )
         try:
             command, secret_mounts = objects.inject_secrets(
