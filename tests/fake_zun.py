@@ -132,7 +132,8 @@ class FakeZun:
 # -- creates and deletes ----------------------------------------------------------
 
 #: A project member's ``DELETE ?stop=true`` is a 409 in these statuses (Zun 18).
-REFUSE_DELETE = frozenset({"Creating", "Unknown", "Deleting", "Restarting", "Paused"})
+REFUSE_DELETE = frozenset({"Creating", "Unknown", "Deleting", "Restarting", "Paused",
+                           "Rebuilding"})
 
 
 class LifecycleZun(FakeZun):

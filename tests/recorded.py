@@ -35,12 +35,17 @@ POLL_RESULTS = [
     ("Creating", None, None),
     ("Created", None, None),
     ("Restarting", None, None),
+    ("Paused", None, None),
+    ("Rebuilding", None, None),  # openstack appcontainer rebuild: it runs again after
     ("Stopped", "Exited(0) 3 minutes ago", 0),
     ("Stopped", "Exited(137) 1 second ago", 137),
     ("Stopped", None, 0),
     ("Error", None, 1),
     ("Dead", None, 1),
     ("Deleted", None, 0),
+    ("Deleting", None, 0),
+    # a status a later Zun may add: never read as stopped
+    ("Hibernating", None, None),
 ]
 
 #: The labels alice's container carries on the default hub (written out: a test

@@ -60,6 +60,7 @@ async def loaded_poller(spawner, **kwargs):
     ("Creating", None, None),
     ("Restarting", None, None),
     ("Paused", None, None),
+    ("Rebuilding", None, None),
     ("Unknown", None, None),  # within unknown_grace_period
     ("Stopped", "Exited(3) 2 seconds ago", 3),
     ("Stopped", "Exited(137) 1 second ago", 137),

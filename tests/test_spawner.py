@@ -377,3 +377,16 @@ async def test_a_500_while_waiting_for_running_is_retried(cloud):
     spawner = make_spawner()
     assert await spawner.start() == "http://127.0.0.1:8888"
     assert not cloud.requests("DELETE")
+
+
+async def test_a_status_the_spawner_does_not_know_is_running_and_logged_once(cloud, caplog):
+    zun = LifecycleZun().install(cloud.m)
+    uuid = zun.server("jupyter-alice", "Hibernating")  # a later Zun's status
+    spawner = make_spawner()
+    spawner.load_state({"container_id": uuid, "container_name": "jupyter-alice"})
+    with caplog.at_level("WARNING"):
+        assert [await spawner.poll() for _ in range(3)] == [None, None, None]
+    lines = [r.getMessage() for r in caplog.records if "Hibernating" in r.getMessage()]
+    assert lines == [f"{spawner._log_name}: Zun reports status 'Hibernating', which "
+                     "this spawner does not know; counting it as running"]
+    assert zun.containers[uuid]["status"] == "Hibernating"

@@ -23,8 +23,8 @@ from ..common.errors import CloudError, Conflict, NotFound
 log = logging.getLogger(__name__)
 
 #: Statuses in which Zun refuses a non-admin delete but that end on their own
-#: (Deleting: it is already going).
-PASSING_STATES = frozenset({"Creating", "Deleting", "Restarting"})
+#: (Deleting: it is already going; Rebuilding: an operator's rebuild).
+PASSING_STATES = frozenset({"Creating", "Deleting", "Restarting", "Rebuilding"})
 
 
 class Removal:

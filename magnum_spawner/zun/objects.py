@@ -29,10 +29,16 @@ def is_secret_name(name, patterns=SECRET_NAME_PATTERNS):
     return any(fnmatch.fnmatchcase(upper, p) for p in patterns)
 
 
-#: Zun status -> "still running" (poll() returns None).
-RUNNING_STATES = frozenset({"Running", "Creating", "Created", "Restarting", "Paused"})
+#: Zun status -> "still running" (poll() returns None).  Rebuilding: an
+#: operator's ``openstack appcontainer rebuild``, the container runs again after.
+RUNNING_STATES = frozenset({"Running", "Creating", "Created", "Restarting", "Paused",
+                            "Rebuilding"})
 #: Zun status -> stopped (poll() returns an exit status).
 STOPPED_STATES = frozenset({"Stopped", "Error", "Dead", "Deleted"})
+#: Every status Zun 18 has (``zun.common.consts.CONTAINER_STATUSES``).  Unknown
+#: (the host stopped reporting) is the spawner's to judge; Deleting ends in a 404.
+#: A status not here (a later Zun's) counts as running: never as stopped.
+ZUN_STATUSES = RUNNING_STATES | STOPPED_STATES | {"Unknown", "Deleting"}
 
 _EXITED_RE = re.compile(r"Exited\((-?\d+)\)")
 
@@ -217,17 +223,18 @@ def exit_status(container):
     """poll()'s answer for a container: None while running, else an int.
 
     Stopped containers report Docker's ``Exited(N)`` in ``status_detail``; Error
-    and Dead are 1; Deleted is 0.
+    and Dead are 1; Deleted and Deleting are 0.  A status Zun 18 does not have
+    is None: an unmapped status must never stop a server.
     """
     status = container.get("status")
-    if status in RUNNING_STATES:
-        return None
     if status == "Stopped":
         match = _EXITED_RE.search(container.get("status_detail") or "")
         return int(match.group(1)) if match else 0
     if status in ("Error", "Dead"):
         return 1
-    return 0
+    if status in ("Deleted", "Deleting"):
+        return 0
+    return None
 
 
 def describe_failure(container):

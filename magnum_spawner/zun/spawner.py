@@ -41,6 +41,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
         self._ended = None
         #: what start() is doing, for a timeout's message
         self._phase = "starting"
+        #: Zun statuses this spawner does not know, already logged (once each)
+        self._unmapped_seen = set()
 
     # -- the spawn page's progress ----------------------------------------------
 
@@ -430,6 +432,10 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
             )
             return 1
         self._unknown_since = None
+        if status not in objects.ZUN_STATUSES and status not in self._unmapped_seen:
+            self._unmapped_seen.add(status)
+            self.log.warning("%s: Zun reports status %r, which this spawner does not "
+                             "know; counting it as running", self._log_name, status)
         return objects.exit_status(container)
 
     async def poll(self):
