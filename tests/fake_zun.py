@@ -49,6 +49,9 @@ def make_container(uuid, name, status="Running", hub="jupyterhub", restart="no",
 class FakeZun:
     def __init__(self, base=ZUN):
         self.base = base
+        #: the host and path prefix ``next`` links name (Zun builds them from
+        #: the request's host, or its own idea of it behind a proxy)
+        self.link_base = f"{base}/v1"
         self.containers = {}  # uuid -> record, in creation order
         self.lists = 0  # list requests answered
         self.items = 0  # containers returned by lists
@@ -99,7 +102,7 @@ class FakeZun:
         self.items += len(page)
         nxt = None
         if len(page) == limit:
-            nxt = (f"{self.base}/v1/containers?sort_key=id&sort_dir=asc&limit={limit}"
+            nxt = (f"{self.link_base}/containers?sort_key=id&sort_dir=asc&limit={limit}"
                    f"&marker={page[-1]['uuid']}")
         return 200, {"containers": page, "next": nxt}
 

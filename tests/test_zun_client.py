@@ -221,3 +221,37 @@ async def test_an_unreachable_api_is_named_in_plain_words(cloud, client, exc, re
         await client.get(CONTAINER_UUID)
     assert info.value.detail == f"cannot reach the Zun API {reason}"
     assert "Error(" not in str(info.value) and "Errno" not in str(info.value)
+
+
+def paged_zun(cloud, link_base):
+    from .fake_zun import FakeZun
+    zun = FakeZun().install(cloud.m)  # answers lists on any host
+    zun.link_base = link_base
+    for i in range(5):
+        zun.add(f"0000000{i}-0000-4000-8000-000000000000")
+    return zun
+
+
+async def test_a_next_link_to_another_host_is_paged_on_the_catalogs_endpoint(cloud, client,
+                                                                            caplog):
+    """Zun behind a proxy may name a host of its own in ``next``: the hub's token
+    goes only to the catalog's endpoint, and the listing is still complete."""
+    paged_zun(cloud, "http://zun-internal.example:9517/v1")
+    with caplog.at_level("WARNING"):
+        found = await client.list(limit=2)
+    assert len(found) == 5
+    lists = cloud.requests("GET", "/v1/containers")
+    assert len(lists) == 3
+    assert {r.netloc for r in lists} == {"127.0.0.1:9517"}
+    assert [r.qs.get("marker") for r in lists] == [
+        None, ["00000001-0000-4000-8000-000000000000"],
+        ["00000003-0000-4000-8000-000000000000"]]
+    assert "zun-internal.example:9517" in caplog.text
+
+
+async def test_a_next_link_off_the_container_api_is_refused(cloud, client, caplog):
+    paged_zun(cloud, "http://elsewhere.example/collect")
+    with caplog.at_level("ERROR"), pytest.raises(errors.CloudError, match="next"):
+        await client.list(limit=2)
+    assert {r.netloc for r in cloud.requests("GET", "containers")} == {"127.0.0.1:9517"}
+    assert "http://elsewhere.example/collect/containers" in caplog.text

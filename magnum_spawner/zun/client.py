@@ -127,12 +127,27 @@ def parse_page(text, keep):
             i += 1
 
 
+class ForeignLink(CloudError):
+    """A ``next`` link that is not Zun's container list: never followed."""
+
+
 def _next_page(link, query):
-    """Zun's ``next`` link (absolute, filters dropped) with our filters again."""
+    """Zun's ``next`` link as the next request on the catalog's endpoint.
+
+    Zun builds the link from the host it believes it has (behind a proxy, not
+    the catalog's) plus ``/v1/containers`` and keeps only marker, limit and
+    sort: the request goes to the catalog's endpoint with the link's query and
+    our filters again, so the hub's token never travels to a host the link
+    names.  A link to anything but the container list is refused.
+    """
     parts = urlsplit(link)
+    if not parts.path.rstrip("/").endswith("/v1/containers"):
+        log.error("Zun's container list gave a 'next' link to %s, which is not "
+                  "Zun's container list; not following it (the listing fails)", link)
+        raise ForeignLink(f"refused a 'next' link to {link} (not Zun's container list)")
     params = dict(parse_qsl(parts.query))
     params.update(query)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), params
+    return "/containers", params
 
 
 class ZunClient:
@@ -175,6 +190,8 @@ class ZunClient:
             max_workers=max_workers, thread_name_prefix="zun-api"
         )
         self._version_lock = asyncio.Lock()
+        #: hosts named by ``next`` links that are not the catalog's (logged once)
+        self._foreign_hosts = set()
 
     def _make_adapter(self, version):
         return ks_adapter.Adapter(default_microversion=version, **self._adapter_args)
@@ -305,6 +322,19 @@ class ZunClient:
         resp = await self._request("GET", f"/containers/{ident}")
         return resp.json()
 
+    def _note_foreign_host(self, link):
+        """Log (once per host) a ``next`` link naming a host not the catalog's."""
+        host = urlsplit(link).netloc
+        if host in self._foreign_hosts:
+            return
+        catalog = urlsplit(self.adapter.get_endpoint() or "").netloc
+        if host and host != catalog:
+            self._foreign_hosts.add(host)
+            log.warning(
+                "Zun's list pages name host %s in their 'next' links, not the catalog's "
+                "%s: paging on the catalog's endpoint (Zun's idea of its own address "
+                "differs: a proxy in front of it?)", host, catalog)
+
     def _page_sync(self, url, params, keep):
         """One page, parsed in the worker thread, container by container.
 
@@ -319,6 +349,8 @@ class ZunClient:
         with gc_paused():
             kept, nxt = parse_page(resp.content.decode("utf-8"), keep)
         tail = [uuid for _, uuid in kept[-MARKER_FALLBACKS:]]
+        if nxt:
+            self._note_foreign_host(nxt)
         return kept, tail, nxt
 
     async def list(self, name=None, limit=100, keep=None, **filters):
