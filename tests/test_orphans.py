@@ -119,3 +119,25 @@ async def test_without_the_hubs_database_nothing_is_deleted(cloud, zun):
     alice.load_state({"container_id": RUNNING_HERE})
     await full_lists(cloud, alice, 3, clock_step=3600)
     assert deletes(cloud) == []
+
+
+async def test_a_stopped_container_kept_for_inspection_is_not_an_orphan(cloud, zun, db):
+    """``delete_stopped_containers = False`` keeps a crashed container; JupyterHub
+    clears the server's state at stop, but the server still exists: not an orphan.
+    A container of a server that was deleted is one."""
+    kept = "00000010-0000-4000-8000-000000000000"
+    gone = "00000011-0000-4000-8000-000000000000"
+    zun.add(kept, "jupyter-gina", status="Error")
+    zun.add(gone, "jupyter-gina-lab", status="Error")
+    zun.containers[gone]["labels"]["hub.jupyter.org/user"] = "gina"
+    zun.containers[gone]["labels"]["hub.jupyter.org/server"] = "lab"
+    gina = orm.User(name="gina")
+    db.add(gina)
+    db.add(orm.Spawner(user=gina, name="", state={}))  # stopped: state cleared
+    db.commit()
+    alice = hub_spawner(db, "alice", cleanup_orphans=True, orphan_grace_period=600,
+                        delete_stopped_containers=False)
+    alice.load_state({"container_id": RUNNING_HERE, "container_name": "jupyter-alice"})
+    await full_lists(cloud, alice, 3, clock_step=400)
+    assert kept not in deletes(cloud)
+    assert gone in deletes(cloud)

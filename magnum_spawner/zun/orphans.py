@@ -1,10 +1,13 @@
 """Deleting containers of this hub that no server of the hub owns (opt-in).
 
 A container is an orphan when it carries this hub's labels (``hub`` and
-``managed-by``) and neither its uuid nor its name appears in any server's saved
-state in the hub's database, nor in a server of this process (a start still in
-flight has not saved its state yet).  It is deleted only after it has been an
-orphan in every full list for ``grace`` seconds: one glance never deletes.
+``managed-by``), its ``user`` and ``server`` labels name no server in the hub's
+database (a stopped container kept with ``delete_stopped_containers = False``
+belongs to its server: JupyterHub clears the state at stop, not the server),
+and neither its uuid nor its name appears in any server's saved state there,
+nor in a server of this process (a start still in flight has not saved its
+state yet).  It is deleted only after it has been an orphan in every full list
+for ``grace`` seconds: one glance never deletes.
 
 Only containers, and only this hub's: volumes are never touched (a home volume
 outlives its containers by design), nor anything of another hub.
@@ -48,6 +51,14 @@ def saved_states(session):
         # JupyterHub's JSONDict column type does not declare cache_ok
         warnings.simplefilter("ignore")
         return [row[0] for row in session.query(orm.Spawner.state)]
+
+
+def existing_servers(session):
+    """``{(user name, server name)}`` of every server in the hub's database."""
+    from jupyterhub import orm
+
+    return set(session.query(orm.User.name, orm.Spawner.name).join(
+        orm.Spawner, orm.Spawner.user_id == orm.User.id))
 
 
 class OrphanReconciler:
@@ -104,8 +115,10 @@ class OrphanReconciler:
                 return
             for state in saved_states(session):
                 owned.update(state_strings(state or {}))
+            servers = existing_servers(session)
             candidates = [r for r in candidates
-                          if r["uuid"] not in owned and r["name"] not in owned]
+                          if r["uuid"] not in owned and r["name"] not in owned
+                          and (r["user"], r["server"] or "") not in servers]
         since = {r["uuid"]: self.orphan_since.get(r["uuid"], now) for r in candidates}
         self.orphan_since = since
         for record in candidates:
