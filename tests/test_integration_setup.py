@@ -58,127 +58,82 @@ def test_devstack_scripts_parse(script):
     assert out.returncode == 0, out.stderr
 
 
-# -- the DevStack plugin, with DevStack's functions and `openstack` stubbed ------
-#
-# No DevStack here: these run plugin.sh's phases against a stand-in `openstack`
-# (tests/devstack_stubs/) and check the calls it makes and the files it writes.
-
-STUBS = REPO / "tests" / "devstack_stubs"
-
-
-@pytest.fixture
-def devstack(tmp_path):
-    import getpass
-
-    log = tmp_path / "calls.log"
-    conf = tmp_path / "etc-jupyterhub"
-    env = {
-        "PATH": f"{STUBS}:{os.environ['PATH']}",
-        "REPO": str(REPO),
-        "OPENSTACK_LOG": str(log),
-        "DEST": str(tmp_path / "opt-stack"),
-        "DATA_DIR": str(tmp_path / "data"),
-        "STACK_USER": getpass.getuser(),
-        "ADMIN_PASSWORD": "devstack-admin-pw",
-        "KEYSTONE_SERVICE_URI": "http://192.0.2.10/identity",
-        "REGION_NAME": "RegionOne",
-        "PUBLIC_NETWORK_NAME": "public",
-        "JUPYTERHUB_CONF_DIR": str(conf),
-    }
-
-    def run(*phase):
-        out = subprocess.run(
-            [str(STUBS / "run-phase"), *phase], env=env, capture_output=True, text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stdout + out.stderr
-        calls = log.read_text().splitlines() if log.exists() else []
-        log.unlink(missing_ok=True)
-        return calls
-
-    run.conf = conf
-    run.env = env
-    return run
-
-
-def test_stack_extra_gives_the_hub_its_own_project_user_credential_quotas_network(devstack):
-    calls = devstack("stack", "extra")
-    assert "get_or_create_project jupyterhub default" in calls
-    assert "get_or_create_user jupyterhub devstack-admin-pw default" in calls
-    assert "get_or_add_user_project_role member u-0001 p-0001" in calls
-    # the credential is made by the hub user itself, in its project
-    (create,) = [c for c in calls if "application credential create" in c]
-    assert "--os-username jupyterhub" in create and "--os-project-name jupyterhub" in create
-    # quotas for 20 servers: Zun (containers, cpu, memory), Cinder, Neutron
-    assert ("openstack --os-cloud devstack-admin appcontainer quota update --containers 20 "
-            "--cpu 40 --memory 81920 --disk 200 p-0001") in calls
-    (quota,) = [c for c in calls if " quota set " in c]
-    for part in ("--volumes 40", "--gigabytes 400", "--floating-ips 25", "--secgroups 30",
-                 "p-0001"):
-        assert part in quota
-    assert any("router create --project p-0001 --external-gateway public" in c for c in calls)
-    assert any("router add subnet jupyterhub-router jupyterhub-net-subnet" in c for c in calls)
-    # the hub starts with the credential's clouds.yaml, never demo's
-    (start,) = [c for c in calls if c.startswith("run_process jupyterhub")]
-    assert f"OS_CLIENT_CONFIG_FILE={devstack.conf}/clouds.yaml" in start
-    assert "demo" not in "\n".join(calls)
-
-
-def test_the_clouds_yaml_holds_the_application_credential_and_is_private(devstack):
+def zuul_job():
     import yaml
 
-    devstack("stack", "extra")
-    path = devstack.conf / "clouds.yaml"
-    assert path.stat().st_mode & 0o777 == 0o600
-    cloud = yaml.safe_load(path.read_text())["clouds"]["jupyterhub"]
-    assert cloud["auth_type"] == "v3applicationcredential"
-    assert cloud["auth"] == {
-        "auth_url": "http://192.0.2.10/identity",
-        "application_credential_id": "ac-0001",
-        "application_credential_secret": "ac-secret-0001",
-    }
-    spawner_config = (devstack.conf / "spawner_config.py").read_text()
-    assert 'c.ZunSpawner.server_access = "floating_ip"' in spawner_config
-    assert "c.ZunSpawner.exposed_ports = [8888]" in spawner_config
-    assert '"http://172.24.4.1:"' in spawner_config  # br-ex: the public gateway
-
-
-def test_unstack_removes_what_the_hub_made_then_its_identity(devstack):
-    calls = devstack("unstack")
-    assert calls[0] == "stop_process jupyterhub"
-    order = [
-        "appcontainer delete --stop --wait c-0001",
-        "floating ip delete f-0001",
-        "volume delete v-0001",
-        "router delete jupyterhub-router",
-        "network delete jupyterhub-net",
-        "security group delete sg-0001",
-        "application credential delete jupyterhub-devstack",
-        "user delete --domain default jupyterhub",
-        "project delete --domain default jupyterhub",
-    ]
-    found = [next(i for i, c in enumerate(calls) if step in c) for step in order]
-    assert found == sorted(found), calls
-
-
-def test_unstack_can_leave_the_cloud_alone(devstack):
-    devstack.env["JUPYTERHUB_CLEANUP_ON_UNSTACK"] = "False"
-    calls = devstack("unstack")
-    assert calls == ["stop_process jupyterhub"]
+    (job,) = [e["job"] for e in yaml.safe_load((REPO / ".zuul.yaml").read_text()) if "job" in e]
+    return job
 
 
 def test_the_zuul_job_stacks_devstack_with_the_plugin_and_runs_the_suite():
     import yaml
 
-    (job,) = [e["job"] for e in yaml.safe_load((REPO / ".zuul.yaml").read_text()) if "job" in e]
+    job = zuul_job()
     assert job["parent"] == "devstack"
-    plugins = list(job["vars"]["devstack_plugins"])
-    assert plugins[-1] == "magnum-spawner"  # after Zun: its stack extra needs Zun up
-    assert {"zun", "kuryr-libnetwork", "devstack-plugin-container"} <= set(plugins)
+    assert {"zun", "kuryr-libnetwork", "devstack-plugin-container",
+            "magnum-spawner"} == set(job["vars"]["devstack_plugins"])
     assert job["vars"]["devstack_services"]["jupyterhub"] is True
     run = yaml.safe_load((REPO / job["run"]).read_text())
     (task,) = run[0]["tasks"]
     assert task["ansible.builtin.command"]["cmd"] == "devstack/integration-tests"
+
+
+def test_zuul_orders_the_plugins_by_plugin_requires_so_ours_comes_after_zun():
+    # Zuul's devstack_local_conf.py (openstack/devstack roles/write-devstack-
+    # local-conf) ignores the YAML order of devstack_plugins: it sorts the names
+    # and puts each plugin's `plugin_requires` (read from devstack/settings,
+    # the line's first word being the `define_plugin` name) before it.
+    import re
+
+    settings = (REPO / "devstack" / "settings").read_text()
+    (name,) = re.findall(r"^define_plugin\s+(\S+)", settings, re.M)
+    requires = set(re.findall(rf"^plugin_requires\s+{re.escape(name)}\s+(\S+)", settings, re.M))
+    assert name == "magnum-spawner" and "zun" in requires
+
+
+def test_the_zuul_job_has_every_project_zuns_install_clones():
+    # openstack/zun devstack/lib/zun install_zun clones and installs
+    # zun-tempest-plugin on every stack, and DevStack jobs run with
+    # ERROR_ON_CLONE=True: the job must bring it (as zun-fullstack does).
+    required = {p.rsplit("/", 1)[-1] for p in zuul_job()["required-projects"]}
+    assert {"devstack", "zun", "zun-tempest-plugin", "python-zunclient",
+            "kuryr-libnetwork", "devstack-plugin-container"} <= required
+
+
+def test_the_zuul_job_has_at_least_its_parents_time_and_gates():
+    import yaml
+
+    # openstack/devstack .zuul.yaml: the `devstack` job's timeout is 7200 s;
+    # this one stacks the same and then runs the integration suite.
+    assert zuul_job()["timeout"] >= 7200
+    (project,) = [e["project"] for e in yaml.safe_load((REPO / ".zuul.yaml").read_text())
+                  if "project" in e]
+    for pipeline in ("check", "gate"):
+        assert "magnum-spawner-devstack-integration" in str(project[pipeline]["jobs"])
+
+
+def test_the_zuul_playbooks_do_not_assume_the_repositorys_name():
+    # DevStack finds a plugin at $DEST/<plugin name> (enable_plugin); Zuul copies
+    # the repository to <devstack_base_dir>/<its short name>: a pre-run links the
+    # one to the other, and the run goes to the repository by its short name.
+    import yaml
+
+    job = zuul_job()
+    (pre,) = [yaml.safe_load((REPO / p).read_text()) for p in [job["pre-run"]]]
+    run = yaml.safe_load((REPO / job["run"]).read_text())
+    (task,) = run[0]["tasks"]
+    assert "zuul.project.short_name" in task["ansible.builtin.command"]["chdir"]
+    text = yaml.safe_dump(pre)
+    assert "zuul.project.short_name" in text and "magnum-spawner" in text
+    assert "/magnum-spawner" not in yaml.safe_dump(run)
+
+
+def test_devstack_installs_make_for_the_integration_suite():
+    # functions-common get_plugin_packages: devstack/files/debs/<plugin name>
+    # (Ubuntu, Debian) and files/rpms/<plugin name> (Fedora, CentOS)
+    for kind in ("debs", "rpms"):
+        packages = (REPO / "devstack" / "files" / kind / "magnum-spawner").read_text().split()
+        assert "make" in packages
 
 
 def test_the_example_local_conf_enables_zun_its_network_and_container_plugins_then_ours():
@@ -187,3 +142,22 @@ def test_the_example_local_conf_enables_zun_its_network_and_container_plugins_th
     assert plugins == ["devstack-plugin-container", "kuryr-libnetwork", "zun", "magnum-spawner"]
     disabled = " ".join(line for line in lines if line.startswith("disable_service"))
     assert "c-api" not in disabled and "q-svc" not in disabled  # Cinder and Neutron stay
+
+
+def test_the_integration_suite_leaves_out_what_a_devstack_does_not_have(tmp_path):
+    # DevStack has no Magnum and no Chromium: those tests are not collected;
+    # the memory limit is read from cgroup v2 (Ubuntu 24.04 nodes) or v1.
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  jupyterhub:\n    auth: {auth_url: http://192.0.2.1/identity}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAGNUM_E2E_")}
+    out = subprocess.run(
+        [str(REPO / "devstack" / "integration-tests"), str(clouds), "jupyterhub",
+         "--collect-only", "-q", "-p", "no:cacheprovider"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    collected = [line for line in out.stdout.splitlines() if line.startswith("tests/")]
+    assert any("test_lifecycle_e2e.py" in t for t in collected)
+    assert not [t for t in collected if "magnum" in t or "browser" in t]
+    parity = (REPO / "tests" / "e2e" / "test_driver_parity_e2e.py").read_text()
+    assert "/sys/fs/cgroup/memory.max" in parity

@@ -100,8 +100,10 @@ def test_stop_without_a_timeout_waits_dockers_10_s(zun):
 
 def test_a_container_sees_its_own_memory_limit(zun):
     container = run(zun, memory=256, command=["sleep", "600"])
+    # cgroup v2 (Docker on Ubuntu 24.04) or v1 (the local driver here)
     out = execute(zun, container["uuid"],
-                  "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+                  "sh -c 'cat /sys/fs/cgroup/memory.max 2>/dev/null"
+                  " || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'")
     assert out["exit_code"] == 0
     assert int(out["output"].strip()) == 256 * 1024 * 1024
 
