@@ -4,7 +4,7 @@ import json
 import pytest
 import requests_mock
 
-from magnum_spawner.common import cloud as cloud_context
+from magnum_spawner.common import answering, cloud as cloud_context
 from magnum_spawner.zun.janitor import Janitor
 
 from .recorded import CINDER_ROOT, FIXTURES, KEYSTONE, RecordedCloud
@@ -36,6 +36,15 @@ def clean_environment(monkeypatch, tmp_path):
     yield
     gc.unfreeze()  # hub_gc_freeze: what one test froze is freed for the next
     cloud_context.reset()
+
+
+@pytest.fixture(autouse=True)
+def servers_answer(monkeypatch):
+    """A started server answers at once (no server runs at the recorded
+    addresses); tests of the wait itself set ``answering.probe`` back."""
+    async def answers(url, timeout):
+        return True
+    monkeypatch.setattr(answering, "probe", answers)
 
 
 @pytest.fixture

@@ -87,3 +87,16 @@ def spawner_for(**config):
     }
     settings.update(config)
     return make_spawner(config=settings)
+
+
+def answer_http(status, seen=None):
+    """An asyncio server callback answering every request with ``status``;
+    the request lines go to ``seen``."""
+    async def handle(reader, writer):
+        line = await reader.readline()
+        if seen is not None:
+            seen.append(line.decode().strip())
+        writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+    return handle

@@ -1,5 +1,6 @@
 """MagnumSpawner: the shared flavors/images/home onto KubeSpawner's pod and PVC."""
 
+import asyncio
 import re
 
 import pytest
@@ -358,3 +359,45 @@ async def test_rebuilt_clients_read_the_new_files_and_address():
         clients._client_cache.pop(("test",))
         Configuration.set_default(saved)
         await api.api_client.close()
+
+
+async def test_a_pod_start_waits_its_turn_and_for_its_server_to_answer(monkeypatch):
+    """The Magnum path shares the Zun path's start queue and answer wait."""
+    from kubespawner import KubeSpawner
+
+    from magnum_spawner.common import answering
+    from magnum_spawner.common.admission import StartQueue
+
+    StartQueue._queues.pop("magnum-rush", None)
+    queue = StartQueue.for_hub("magnum-rush")
+    answered = asyncio.Event()
+    asked = []
+
+    async def probe(url, timeout):
+        asked.append(url)
+        return answered.is_set()
+
+    async def ensure(force=None, recheck=True):
+        pass
+
+    async def kube_start(self):
+        return "http://10.0.0.9:8888"
+
+    async def poll(self):
+        return None
+
+    monkeypatch.setattr(answering, "probe", probe)
+    monkeypatch.setattr(KubeSpawner, "start", kube_start)
+    monkeypatch.setattr(KubeSpawner, "poll", poll)
+    spawner = make(hub_id="magnum-rush", concurrent_starts=1)
+    monkeypatch.setattr(spawner, "ensure_cluster", ensure)
+    await queue.enter(1)  # another student's start holds the only place
+    start = asyncio.ensure_future(spawner.start())
+    await asyncio.sleep(0.2)
+    assert queue.waiting == 1 and not asked
+    queue.leave()
+    await asyncio.sleep(1.0)
+    assert not start.done() and asked[0] == "http://10.0.0.9:8888/user/alice/api"
+    answered.set()
+    assert await asyncio.wait_for(start, 5) == "http://10.0.0.9:8888"
+    assert queue.starting == 0

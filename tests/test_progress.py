@@ -5,7 +5,9 @@ import asyncio
 import pytest
 from jupyterhub.spawner import SpawnException
 
-from .helpers import make_spawner, spawner_for
+from magnum_spawner.common import answering
+
+from .helpers import answer_http, make_spawner, spawner_for
 from .recorded import (
     CREATE,
     DELETE,
@@ -29,7 +31,7 @@ def task(value, state=None, **fields):
     return apply
 
 
-async def spawn_and_watch(spawner, until_answered=False):
+async def spawn_and_watch(spawner):
     """start() with a progress() reader beside it, as the spawn page has."""
     spawner._spawn_pending = True
     events = []
@@ -37,15 +39,12 @@ async def spawn_and_watch(spawner, until_answered=False):
     async def read():
         async for event in spawner.progress():
             events.append(event)
-            if until_answered and event["progress"] == 95:
-                spawner._spawn_pending = False
 
     reader = asyncio.ensure_future(read())
     try:
         await spawner.start()
     finally:
-        if not until_answered:
-            spawner._spawn_pending = False
+        spawner._spawn_pending = False
         await asyncio.wait_for(reader, 10)
     return events
 
@@ -67,21 +66,28 @@ async def test_a_start_reads_as_steps_a_student_understands(cloud):
         "Downloading the software image and setting up your server",
         "Starting your server",
         "Your server is running",
-        "Your server is at 127.0.0.1; waiting for it to answer",
+        "Your server's notebook software is starting; waiting for it to answer",
+        "Your server is answering; opening it",
     ]
+    # the server's address is for the log, not for the student
+    assert not [e for e in events if "127.0.0.1" in e["message"]]
     assert_forward(events)
 
 
-async def test_the_page_says_when_the_server_answers(cloud):
+async def test_the_page_says_when_the_server_answers(cloud, monkeypatch):
+    monkeypatch.setattr(answering, "probe", answering.http_probe)
     creates(cloud, task("Running"))
-    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    server = await asyncio.start_server(answer_http(200), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        events = await spawn_and_watch(make_spawner(config={"port": port}),
-                                       until_answered=True)
+        events = await spawn_and_watch(make_spawner(config={"port": port}))
     finally:
         server.close()
-    assert events[-1] == {"progress": 95, "message": "Your server is answering; opening it"}
+    assert events[-2:] == [
+        {"progress": 85, "message":
+         "Your server's notebook software is starting; waiting for it to answer"},
+        {"progress": 95, "message": "Your server is answering; opening it"},
+    ]
     assert_forward(events)
 
 
@@ -129,6 +135,9 @@ async def test_home_folder_steps_come_first(cinder):
         "Asking the cloud for a server",
         "Attaching your home folder",
         "Your server is running",
-        "Your server is at 127.0.0.1; waiting for it to answer",
+        "Your server's notebook software is starting; waiting for it to answer",
+        "Your server is answering; opening it",
     ]
+    # the server's address is for the log, not for the student
+    assert not [e for e in events if "127.0.0.1" in e["message"]]
     assert_forward(events)

@@ -11,6 +11,7 @@ ZunSpawner:
   ZunSpawner, mapped onto the pod (:mod:`.pods`).
 """
 
+import asyncio
 import datetime
 import ssl
 
@@ -22,6 +23,8 @@ from kubespawner import KubeSpawner
 from kubespawner.clients import load_config, shared_client
 from traitlets import Bool, Callable, Enum, Float, Integer, List, Unicode, Union, default
 
+from ..common import answering
+from ..common.admission import AdmissionMixin, NoTurn
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, spawn_error
 from ..common.flavors import FlavorMixin
 from . import names as kube_names
@@ -78,7 +81,7 @@ def _tls_failure(error):
     return False
 
 
-class MagnumSpawner(FlavorMixin, KubeSpawner):
+class MagnumSpawner(FlavorMixin, AdmissionMixin, KubeSpawner):
     """Spawn single-user servers as pods on a Magnum Kubernetes cluster."""
 
     #: the node's URL of a server reached through its NodePort Service
@@ -384,6 +387,39 @@ class MagnumSpawner(FlavorMixin, KubeSpawner):
     # -- life cycle -------------------------------------------------------------
 
     async def start(self):
+        """The pod's start in this hub's start queue, until its server answers
+        (common/admission.py, common/answering.py)."""
+        deadline = asyncio.get_running_loop().time() + max(self.start_timeout - 2, 1)
+        try:
+            async with self.admitted(deadline):
+                url = await self._start_pod()
+                await self._wait_answer(url, deadline)
+                return url
+        except NoTurn as e:
+            raise spawn_error(
+                f"The server did not start within {self.start_timeout} s (the hub was "
+                f"still {e}); try again in a few minutes.", reason="timeout",
+            ) from None
+
+    async def _wait_answer(self, url, deadline):
+        async def alive():
+            if await KubeSpawner.poll(self) is not None:
+                raise ProcessLookupError("the pod stopped")
+
+        self.log.info("%s: server at %s; waiting for it to answer", self._log_name, url)
+        try:
+            await answering.wait_for_answer(
+                answering.answer_url(url, self.server.base_url if self.server else "/"),
+                deadline=deadline, alive=alive)
+        except (TimeoutError, ProcessLookupError) as e:
+            await self.stop(now=True)
+            message = ("Your server stopped while starting." if isinstance(e, ProcessLookupError)
+                       else f"Your server did not answer within {self.start_timeout} s of "
+                       "the start (the hub was still waiting for the server to answer); "
+                       "try again in a few minutes.")
+            raise spawn_error(message, reason="timeout") from None
+
+    async def _start_pod(self):
         await self.ensure_cluster()
         try:
             url = await super().start()

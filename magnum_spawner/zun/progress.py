@@ -90,8 +90,9 @@ def failure(container):
     return f"Your server stopped while starting ({why})"
 
 
-def reachable(address):
-    return REACHABLE, f"Your server is at {address}; waiting for it to answer"
+def reachable():
+    # the address is for the log: a student cannot use it
+    return REACHABLE, "Your server's notebook software is starting; waiting for it to answer"
 
 
 def answering():

@@ -8,7 +8,6 @@ shared ones in ``common.host``), the user's choice of flavor and image in
 """
 
 import asyncio
-import contextlib
 import time
 
 from jupyterhub.spawner import Spawner, SpawnException
@@ -17,6 +16,8 @@ from sqlalchemy import inspect as sa_inspect
 from .. import metrics
 from . import objects
 from . import progress as steps
+from ..common import answering
+from ..common.admission import AdmissionMixin, NoTurn
 from ..common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
 from ..common.flavors import FlavorMixin
 from ..common.waiting import wait_until
@@ -27,7 +28,8 @@ from .reachability import ReachabilityMixin
 from .removals import RemovalMixin
 
 
-class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, Spawner):
+class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
+                 AdmissionMixin, Spawner):
     """Spawn single-user servers as OpenStack Zun containers."""
 
     def __init__(self, **kwargs):
@@ -36,7 +38,6 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
         self._event_signal = None
         self._created_at = None
         self._unknown_since = None
-        self._answer_task = None
         #: the exit status poll() reported when it removed the ended container
         self._ended = None
         #: what start() is doing, for a timeout's message
@@ -214,8 +215,19 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
         metrics.REQUEST_ID.set(self._request_id)  # this task's context only
         started = asyncio.get_running_loop().time()
         self._log_phase("begin", image=self.image if isinstance(self.image, str) else None)
+        # Leave a little room so our message, not JupyterHub's cancellation, wins.
+        self._deadline = started + max(self.start_timeout - 2, 1)
         try:
-            url = await self._start()
+            async with self.admitted(self._deadline):
+                url = await self._start()
+        except NoTurn as e:
+            metrics.count_spawn_failure("timeout")
+            self._log_phase("failed", cause="queued",
+                            seconds=f"{asyncio.get_running_loop().time() - started:.2f}")
+            raise spawn_error(
+                f"The server did not start within {self.start_timeout} s (the hub was "
+                f"still {e}); try again in a few minutes.", reason="timeout",
+            ) from None
         except SpawnException as e:
             metrics.count_spawn_failure(e.reason)
             self._log_phase("failed", cause=e.reason,
@@ -237,8 +249,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
         if self.use_hub_poller and self.cleanup_orphans:
             self._hub_poller()
         loop = asyncio.get_running_loop()
-        # Leave a little room so our message, not JupyterHub's cancellation, wins.
-        deadline = loop.time() + max(self.start_timeout - 2, 1)
+        deadline = self._deadline  # start()'s, the wait for a turn included
         try:
             name = self.container_name
         except ValueError as e:
@@ -313,32 +324,52 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin, 
         except CloudError as e:
             await self._cleanup_failed()
             raise for_user(e, "give the server a floating IP") from None
-        self.emit(*steps.reachable(address))
-        self._watch_answer(address)
-        return f"http://{address}:{self.port}"
+        url = f"http://{address}:{self.port}"
+        await self._wait_answer(url, deadline)
+        return url
 
-    def _watch_answer(self, address):
-        """Tell the spawn page when the server accepts connections.
+    #: Seconds between two checks that a server which does not answer yet runs.
+    answer_check_interval = 5.0
 
-        JupyterHub waits for the server after start() returns, while the page
-        still listens: one connection attempt every half second until then.
+    async def _wait_answer(self, url, deadline):
+        """Wait until the server answers as JupyterHub will ask it (common/answering.py).
+
+        The address is for the log only: the spawn page says what happens.
         """
-        async def watch():
-            while self._spawn_pending:
-                try:
-                    _, writer = await asyncio.wait_for(
-                        asyncio.open_connection(address, self.port), 1)
-                except (OSError, asyncio.TimeoutError):
-                    await asyncio.sleep(0.5)
-                    continue
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-                self.emit(*steps.answering())
-                return
+        self._phase = "waiting for the server to answer"
+        self.log.info("%s: server at %s; waiting for it to answer", self._log_name, url)
+        self.emit(*steps.reachable())
 
-        if self._spawn_pending:
-            self._answer_task = asyncio.ensure_future(watch())
+        async def alive():
+            container = await self._current()
+            if container is None or container.get("status") in objects.STOPPED_STATES:
+                raise ProcessLookupError((container or {}).get("status") or "Deleted")
+
+        base_url = self.server.base_url if self.server else "/"
+        try:
+            await answering.wait_for_answer(
+                answering.answer_url(url, base_url), deadline=deadline, alive=alive,
+                check_every=self.answer_check_interval)
+        except asyncio.CancelledError:
+            self._hand_over(self.container_name_in_state, uuid=self.container_id,
+                            by_name=False)
+            self.container_id = None
+            raise
+        except (TimeoutError, ProcessLookupError, CloudError) as e:
+            logs = await self._logs_tail()
+            await self._cleanup_failed()
+            if isinstance(e, TimeoutError):
+                message = (f"Your server did not answer within {self.start_timeout} s "
+                           "of the start (the hub was still waiting for the server "
+                           "to answer); try again in a few minutes.")
+            elif isinstance(e, ProcessLookupError):
+                message = f"Your server stopped while starting (it is {e.args[0]})."
+            else:
+                raise for_user(e, "check the server's container") from None
+            raise spawn_error(message, reason="timeout" if isinstance(e, TimeoutError)
+                              else "container-error",
+                              log_message=f"{message} Last log lines:\n{logs}") from None
+        self.emit(*steps.answering())
 
     async def _logs_tail(self):
         try:

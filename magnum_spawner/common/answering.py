@@ -1,0 +1,73 @@
+"""Wait for a started server to answer HTTP, as part of the spawner's start.
+
+JupyterHub waits for a server only ``http_timeout`` after start() returns, then
+kills it: on a busy host a server whose container runs and whose process is
+alive is thrown away for being slow, and the student's next click starts it
+again.  So start() itself waits until the server answers the request JupyterHub
+will send (``<url><base_url>api``, any status below 500), bounded by the start's
+own deadline, and checks meanwhile that the server is still alive.  JupyterHub's
+``http_timeout`` then covers a server that has already answered once.
+"""
+
+import asyncio
+import contextlib
+import time
+import urllib.parse
+
+from jupyterhub.utils import url_path_join
+
+from .waiting import wait_until
+
+
+async def http_probe(url, timeout):
+    """True when a server answers ``GET url`` with a status below 500."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, parts.port or 80), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        path = parts.path or "/"
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                     f"Connection: close\r\n\r\n".encode())
+        line = await asyncio.wait_for(reader.readline(), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    fields = line.split()
+    return (len(fields) >= 2 and fields[0].startswith(b"HTTP/")
+            and fields[1].isdigit() and int(fields[1]) < 500)
+
+
+#: one try; tests replace it where no server runs
+probe = http_probe
+
+
+def answer_url(url, base_url):
+    """What JupyterHub's own wait requests: the server's ``api`` under its prefix."""
+    return url_path_join(url, base_url or "/", "api")
+
+
+async def wait_for_answer(url, *, deadline, alive, check_every=5.0, probe_timeout=10.0):
+    """Return once ``url`` answers; TimeoutError at ``deadline`` (a monotonic time).
+
+    ``alive()`` is awaited every ``check_every`` seconds while the server does
+    not answer; it raises to end the wait (the server stopped).
+    """
+    checked = time.monotonic()
+
+    async def look():
+        nonlocal checked
+        if await probe(url, max(min(probe_timeout, deadline - time.monotonic()), 0.1)):
+            return True
+        if time.monotonic() - checked >= check_every:
+            checked = time.monotonic()
+            await alive()
+        return None
+
+    return await wait_until(look, deadline=deadline, interval=0.5, backoff=1.5,
+                            max_interval=2.0)
