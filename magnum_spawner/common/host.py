@@ -16,6 +16,7 @@ from traitlets import Bool, Callable, Dict, Integer, Unicode, Union
 from traitlets.config import Configurable
 
 from .cloud import get_cloud
+from .logs import adopt_library_logs
 
 
 class Host(Configurable):
@@ -141,6 +142,7 @@ class Host(Configurable):
 
     def cloud_context(self):
         """The hub's shared :class:`~.cloud.CloudContext` for these settings."""
+        adopt_library_logs(self.log)
         return get_cloud(
             cloud=self.cloud,
             auth=self.auth or None,
