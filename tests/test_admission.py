@@ -223,3 +223,13 @@ async def test_a_server_that_never_answers_names_the_phase(cloud, fast_janitor, 
         await s.start()
     assert "(the hub was still waiting for the server to answer)" in info.value.message
     assert cloud.requests("DELETE", "containers")
+
+
+async def test_without_the_answer_wait_start_returns_once_the_container_runs(cloud, monkeypatch):
+    async def never(url, timeout):
+        return False
+
+    monkeypatch.setattr(answering, "probe", never)
+    creates(cloud, status("Running"))
+    s = spawner("alice", wait_for_answer=False, concurrent_starts=0)
+    assert await asyncio.wait_for(s.start(), 5) == "http://127.0.0.1:8888"

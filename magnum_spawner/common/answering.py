@@ -15,8 +15,27 @@ import time
 import urllib.parse
 
 from jupyterhub.utils import url_path_join
+from traitlets import Bool
 
+from .host import Host
 from .waiting import wait_until
+
+
+class AnsweringMixin(Host):
+    wait_for_answer = Bool(
+        True,
+        config=True,
+        help="""
+        Whether start() waits until the server answers HTTP where JupyterHub
+        will ask it (``<url><base_url>api``), bounded by :attr:`start_timeout`.
+        A server that starts slowly on a busy host is then waited for, not
+        killed at JupyterHub's ``http_timeout`` and started again, and its
+        start keeps its place in the start queue (:attr:`concurrent_starts`)
+        until it is up.  False: start() returns once the container or pod
+        runs, and ``http_timeout`` covers the server's own start-up (the
+        behaviour before).  Only for servers that do not answer HTTP.
+        """,
+    )
 
 
 async def http_probe(url, timeout):

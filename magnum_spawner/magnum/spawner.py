@@ -25,6 +25,7 @@ from traitlets import Bool, Callable, Enum, Float, Integer, List, Unicode, Union
 
 from ..common import answering
 from ..common.admission import AdmissionMixin, NoTurn
+from ..common.answering import AnsweringMixin
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, spawn_error
 from ..common.flavors import FlavorMixin
 from . import names as kube_names
@@ -81,7 +82,7 @@ def _tls_failure(error):
     return False
 
 
-class MagnumSpawner(FlavorMixin, AdmissionMixin, KubeSpawner):
+class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
     """Spawn single-user servers as pods on a Magnum Kubernetes cluster."""
 
     #: the node's URL of a server reached through its NodePort Service
@@ -393,7 +394,8 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, KubeSpawner):
         try:
             async with self.admitted(deadline):
                 url = await self._start_pod()
-                await self._wait_answer(url, deadline)
+                if self.wait_for_answer:
+                    await self._wait_answer(url, deadline)
                 return url
         except NoTurn as e:
             raise spawn_error(

@@ -17,6 +17,7 @@ from .. import metrics
 from . import objects
 from . import progress as steps
 from ..common import answering
+from ..common.answering import AnsweringMixin
 from ..common.admission import AdmissionMixin, NoTurn
 from ..common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
 from ..common.flavors import FlavorMixin
@@ -29,7 +30,7 @@ from .removals import RemovalMixin
 
 
 class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
-                 AdmissionMixin, Spawner):
+                 AdmissionMixin, AnsweringMixin, Spawner):
     """Spawn single-user servers as OpenStack Zun containers."""
 
     def __init__(self, **kwargs):
@@ -325,7 +326,11 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
             await self._cleanup_failed()
             raise for_user(e, "give the server a floating IP") from None
         url = f"http://{address}:{self.port}"
-        await self._wait_answer(url, deadline)
+        if self.wait_for_answer:
+            await self._wait_answer(url, deadline)
+        else:
+            self.log.info("%s: server at %s", self._log_name, url)
+            self.emit(*steps.reachable())
         return url
 
     #: Seconds between two checks that a server which does not answer yet runs.

@@ -705,6 +705,7 @@ def local_spawner(local_cloud):
         cfg.ZunSpawner.image = IMAGE
         cfg.ZunSpawner.start_timeout = 120
         cfg.ZunSpawner.use_hub_poller = False
+        cfg.ZunSpawner.wait_for_answer = False  # the programs here are not servers
         cfg.ZunSpawner.home_volume_size = 0  # a test that wants one says so
         for key, value in config.items():
             setattr(cfg.ZunSpawner, key, value)

@@ -223,6 +223,7 @@ def make_spawner(local_cloud, cluster_name, username, **config):
     cfg.MagnumSpawner.flavors = FLAVORS
     cfg.MagnumSpawner.home_volume_size = 0
     cfg.MagnumSpawner.start_timeout = 90
+    cfg.MagnumSpawner.wait_for_answer = False  # some programs here are not servers
     cfg.MagnumSpawner.delete_grace_period = 1
     for key, value in config.items():
         setattr(cfg.MagnumSpawner, key, value)
