@@ -142,6 +142,10 @@ async def test_a_start_beyond_the_limit_waits_with_words_and_sends_nothing(cloud
     answered.set()
     await asyncio.wait_for(asyncio.gather(first, second), 10)
     assert len(cloud.requests("POST", "containers")) == 2
+    # the page keeps the wait and goes on from it
+    said = [e["message"] for e in bob._events]
+    assert said[0].startswith("1 student is starting") and said[1:3] == [
+        "Asking the cloud for a server", "Your server is running"]
     assert StartQueue.for_hub("rush").starting == 0
 
 

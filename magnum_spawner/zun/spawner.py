@@ -218,6 +218,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
         self._log_phase("begin", image=self.image if isinstance(self.image, str) else None)
         # Leave a little room so our message, not JupyterHub's cancellation, wins.
         self._deadline = started + max(self.start_timeout - 2, 1)
+        self._events = []  # the spawn page's, from the wait for a turn on
         try:
             async with self.admitted(self._deadline):
                 url = await self._start()
@@ -244,7 +245,6 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
         return url
 
     async def _start(self):
-        self._events = []
         self._ended = None
         self._unknown_since = None
         if self.use_hub_poller and self.cleanup_orphans:
