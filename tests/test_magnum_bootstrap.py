@@ -14,13 +14,21 @@ from kubernetes_asyncio.config import kube_config
 
 from magnum_spawner.common.cloud import get_cloud
 from magnum_spawner.common.errors import NotFound
-from magnum_spawner.magnum import api, credentials
+from magnum_spawner.magnum import api, credentials, kubeclient
 from magnum_spawner.magnum.cluster import ClusterLink, ClusterNotReady, Identity
 
 from .conftest import PASSWORD_AUTH
 from .fake_magnum import CLUSTER_UUID, MAGNUM, FakeCA, FakeMagnum, magnum_error
 
 HUB = Identity("magnum-spawner", ("system:masters",))
+
+
+@pytest.fixture(autouse=True)
+def forget_kubeconfig():
+    """A signing makes its kubeconfig the Kubernetes clients' default: not the
+    next test's."""
+    yield
+    kubeclient.forget()
 
 
 @pytest.fixture

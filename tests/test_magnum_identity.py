@@ -11,7 +11,7 @@ from cryptography import x509
 
 from magnum_spawner.magnum import credentials, rbac
 
-from .fake_magnum import FakeMagnum
+from .fake_magnum import FakeCA, FakeMagnum
 from .test_magnum_spawner import fresh_link, make  # noqa: F401 (an autouse fixture)
 
 
@@ -56,6 +56,58 @@ async def test_without_least_privilege_the_hub_is_cluster_admin(cloud, granted):
     await spawner.ensure_cluster()
     assert subjects(magnum) == ["CN=magnum-spawner:physics-101,O=system:masters"]
     assert granted == []
+
+
+# -- in a pod: the pod's own configuration is never used -----------------------
+
+@pytest.fixture
+def in_a_pod(tmp_path, monkeypatch):
+    """The process as a pod sees it: its service account's token and CA, and its
+    cluster's API in the environment (another cluster than Magnum's, or the same)."""
+    from kubernetes_asyncio.config import incluster_config
+
+    token = tmp_path / "sa-token"
+    token.write_text("pod-service-account-token")
+    ca = tmp_path / "sa-ca.crt"
+    ca.write_text(FakeCA("pod-cluster").pem)
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+
+
+@pytest.mark.parametrize("least_privilege", [True, False])
+async def test_in_a_pod_the_hub_works_on_magnums_cluster_as_itself(
+        cloud, granted, in_a_pod, least_privilege):
+    from kubespawner.clients import shared_client
+
+    FakeMagnum(cloud)
+    # KubeSpawner's __init__ loads its configuration: in a pod, the pod's
+    spawner = make(kube_least_privilege=least_privilege)
+    await spawner.ensure_cluster()
+    files = spawner.cluster_link().files
+    # the spawner's client, another spawner's, and one made later (a reflector's)
+    for api in (spawner.api, make("bob").api, shared_client("RbacAuthorizationV1Api")):
+        config = api.api_client.configuration
+        assert config.host == "https://172.24.4.6:6443"  # Magnum's api_address
+        assert (config.cert_file, config.key_file, config.ssl_ca_cert) == (
+            files.cert_file, files.key_file, files.ca_file)
+        # never the pod's service account token
+        assert not config.api_key and config.refresh_api_key_hook is None
+
+
+async def test_kubespawners_own_settings_never_move_the_hub_off_its_cluster(
+        cloud, granted):
+    """Outside a pod KubeSpawner's load_config, run again by a later spawner's
+    __init__, loads the hub's kubeconfig with ``k8s_api_host`` on top."""
+    from kubespawner.clients import shared_client
+
+    FakeMagnum(cloud)
+    await make(k8s_api_host="https://elsewhere:6443").ensure_cluster()
+    bob = make("bob", k8s_api_host="https://elsewhere:6443")
+    await bob.ensure_cluster()
+    for api in (bob.api, shared_client("RbacAuthorizationV1Api")):
+        assert api.api_client.configuration.host == "https://172.24.4.6:6443"
 
 
 # -- the key files of a hub that was killed ---------------------------------------

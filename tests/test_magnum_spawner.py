@@ -338,27 +338,38 @@ async def test_other_start_failures_are_not_retried(monkeypatch):
         await spawner.start()
 
 
-async def test_rebuilt_clients_read_the_new_files_and_address():
+async def test_a_new_kubeconfig_goes_to_every_shared_client(tmp_path):
+    """After a signing (a renewal, a rotated CA, a moved API) the clients made
+    before connect anew with the new files and address."""
     from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
     from kubespawner import clients
 
-    from magnum_spawner.magnum.cluster import rebuild_kubernetes_clients
+    from magnum_spawner.magnum import credentials, kubeclient
 
-    saved = Configuration.get_default_copy()
+    from .fake_magnum import FakeCA
+
+    ca, key = FakeCA(), credentials.new_key()
+    files = credentials.KubeconfigDir(parent=str(tmp_path))
+    path = files.write(server="https://new:6443", ca_pem=ca.pem,
+                       cert_pem=ca.sign(credentials.make_csr(key, "hub")),
+                       key_text=credentials.key_pem(key), cluster_name="k8s")
     config = Configuration()
     config.host = "https://old:6443"
     api = CoreV1Api(ApiClient(config))
     clients._client_cache[("test",)] = api
     old = api.api_client.rest_client
     try:
-        await rebuild_kubernetes_clients("https://new:6443")
+        await kubeclient.use(path)
         assert api.api_client.rest_client is not old
-        assert api.api_client.configuration.host == "https://new:6443"
+        new = api.api_client.configuration
+        assert new.host == "https://new:6443"
+        assert (new.cert_file, new.key_file) == (files.cert_file, files.key_file)
         assert Configuration.get_default_copy().host == "https://new:6443"
+        assert kubeclient.in_use()
     finally:
         clients._client_cache.pop(("test",))
-        Configuration.set_default(saved)
         await api.api_client.close()
+        files.remove()
 
 
 async def test_a_pod_start_waits_its_turn_and_for_its_server_to_answer(monkeypatch):

@@ -1,21 +1,19 @@
 """The hub's one Magnum cluster: its state, and the credentials to use it.
 
-:class:`ClusterLink` is made once per hub process (KubeSpawner loads one
-Kubernetes configuration per process and caches it).  It reads the cluster and
-its template from Magnum, fetches the cluster's CA, has Magnum sign a CSR for
-the hub's own key, writes a kubeconfig (see :mod:`.credentials`) and points the
-Kubernetes client at it - before KubeSpawner first loads its configuration.
-It signs again when the certificate nears its end, and re-fetches the CA and
+:class:`ClusterLink` is made once per hub process (KubeSpawner's clients share
+one Kubernetes configuration per process).  It reads the cluster and its
+template from Magnum, fetches the cluster's CA, has Magnum sign a CSR for the
+hub's own key, writes a kubeconfig (see :mod:`.credentials`) and makes it the
+Kubernetes clients' configuration (see :mod:`.kubeclient`).  It signs again when the certificate nears its end, and re-fetches the CA and
 signs again when the API's TLS fails (the cluster's CA was rotated).
 """
 
 import asyncio
 import datetime
 import logging
-import os
 from dataclasses import dataclass
 
-from . import api, credentials
+from . import api, credentials, kubeclient
 
 log = logging.getLogger(__name__)
 
@@ -115,39 +113,6 @@ def check_template(template):
             "takes no client certificates and would carry the servers' tokens in "
             "clear; MagnumSpawner refuses it",
         )
-
-
-def point_kubernetes_at(path):
-    """Make the Kubernetes client's default kubeconfig ``path``.
-
-    kubernetes_asyncio reads ``KUBECONFIG`` once, at import: the module default is
-    set as well as the environment.
-    """
-    from kubernetes_asyncio.config import kube_config
-
-    os.environ["KUBECONFIG"] = path
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = path
-
-
-async def rebuild_kubernetes_clients(server):
-    """Give every shared Kubernetes client new TLS settings read from the files.
-
-    A client reads the CA, certificate and key once, when it is made; after
-    they are rewritten in place, its connection pool is replaced (and the API's
-    address updated, for clients made later too).
-    """
-    from kubernetes_asyncio.client import Configuration, rest
-    from kubespawner import clients
-
-    default = Configuration.get_default_copy()
-    default.host = server
-    Configuration.set_default(default)
-    for client in list(clients._client_cache.values()):
-        api_client = client.api_client
-        api_client.configuration.host = server
-        old = api_client.rest_client
-        api_client.rest_client = rest.RESTClientObject(api_client.configuration)
-        await old.close()
 
 
 @dataclass(frozen=True)
@@ -250,15 +215,13 @@ class ClusterLink:
                 self.files.discard("admin")
         cert_pem, key = await self._signed(info, ca_pem, self.identity)
         cert = credentials.load_cert(cert_pem)
-        first = self.cert is None
-        self.files.write(
+        path = self.files.write(
             server=info.server, ca_pem=ca_pem, cert_pem=cert_pem,
             key_text=credentials.key_pem(key), cluster_name=info.name,
         )
         self.cert, self.server = cert, info.server
         self.signed += 1
-        if not first:
-            await rebuild_kubernetes_clients(info.server)
+        await kubeclient.use(path)
         log.info(
             "Kubernetes credentials for cluster %s (%s) as %s, valid until %s",
             info.name, info.server, cert.subject.rfc4514_string(),

@@ -16,11 +16,10 @@ import datetime
 import ssl
 
 from jupyterhub.spawner import SpawnException
-from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.client.rest import ApiException
 from kubernetes_asyncio.config import ConfigException
 from kubespawner import KubeSpawner
-from kubespawner.clients import load_config, shared_client
+from kubespawner.clients import shared_client
 from traitlets import Bool, Callable, Enum, Float, Integer, List, Unicode, Union, default
 
 from ..common import answering
@@ -29,13 +28,12 @@ from ..common.answering import AnsweringMixin
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, spawn_error
 from ..common.flavors import FlavorMixin
 from . import names as kube_names
-from . import access, pods, rbac
+from . import access, kubeclient, pods, rbac
 from .cluster import (
     READY_STATES,
     ClusterLink,
     ClusterNotReady,
     Identity,
-    point_kubernetes_at,
 )
 from .credentials import MASTERS, KubeconfigDir
 
@@ -46,13 +44,11 @@ _files = None
 
 
 def kubeconfig_files():
-    """The process's private kubeconfig directory; the Kubernetes client is
-    pointed at it before KubeSpawner first loads its configuration (so that no
-    other kubeconfig, ``~/.kube/config`` say, is ever loaded instead)."""
+    """The process's private kubeconfig directory (see :mod:`.kubeclient`)."""
     global _files
     if _files is None:
         _files = KubeconfigDir()
-        point_kubernetes_at(_files.kubeconfig)
+        kubeclient.point_at(_files.kubeconfig)
     return _files
 
 
@@ -63,8 +59,7 @@ def reset_link():
     if _files is not None:
         _files.remove()
     _link = _files = None
-    Configuration.set_default(None)
-    load_config.cache_clear()
+    kubeclient.forget()
 
 
 def _tls_failure(error):
@@ -256,8 +251,10 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
         try:
             super().__init__(**kwargs)
         except ConfigException:
-            # No kubeconfig yet: the first start/poll/stop writes it, off the
-            # event loop, and loads it; the client is made on first use.
+            # KubeSpawner's load_config found no configuration (outside a pod,
+            # before the first signing); the first start/poll/stop writes the
+            # hub's kubeconfig and makes it the clients' (.kubeclient), in a
+            # pod as well; the client is made on first use.
             pass
 
     # KubeSpawner sets ``self.api`` at the end of __init__; here it is made on
@@ -334,11 +331,9 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
                 f"The course's cluster cannot be reached through Magnum ({e.detail}); "
                 "tell your administrator.", str(e),
             ) from None
-        load_config(
-            host=self.k8s_api_host,
-            ssl_ca_cert=self.k8s_api_ssl_ca_cert,
-            verify_ssl=self.k8s_api_verify_ssl,
-        )
+        if not kubeclient.in_use():
+            # KubeSpawner's load_config (a later spawner's __init__) replaced it
+            await kubeclient.use(link.files.kubeconfig)
         return info
 
     # -- user options: the shared flavors and images, onto the pod -----------------
