@@ -10,6 +10,7 @@ two Greek user names on the Zun side (see ``..common.names``).
 """
 
 import re
+import string
 
 from ..common.names import _HASH_LEN, _hash
 
@@ -44,3 +45,10 @@ def fill(template, values):
         lambda m: values.get(m.group(1), m.group(0)),
         template,
     )
+
+
+def names_server(template):
+    """Whether a name template gives each server of a user its own name (a field
+    of the server's, or the pod's name), not one name for all of them."""
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    return any("server" in f for f in fields) or "pod_name" in fields

@@ -14,8 +14,10 @@ ZunSpawner:
 import asyncio
 import datetime
 import ssl
+from functools import partial
 
 from jupyterhub.spawner import SpawnException
+from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio.client.rest import ApiException
 from kubernetes_asyncio.config import ConfigException
 from kubespawner import KubeSpawner
@@ -28,7 +30,7 @@ from ..common.answering import AnsweringMixin
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, spawn_error
 from ..common.flavors import FlavorMixin
 from . import names as kube_names
-from . import access, kubeclient, pods, rbac
+from . import access, kubeclient, pods, rbac, stops
 from .cluster import (
     READY_STATES,
     ClusterLink,
@@ -80,8 +82,9 @@ def _tls_failure(error):
 class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
     """Spawn single-user servers as pods on a Magnum Kubernetes cluster."""
 
-    #: the node's URL of a server reached through its NodePort Service
-    state_fields = ({"node_url": "_node_url"},)
+    #: the node's URL of a server reached through its NodePort Service, and the
+    #: uid of the pod (KubeSpawner's ``pod_id``, set at start)
+    state_fields = ({"node_url": "_node_url"}, {"pod_uid": "pod_id"})
 
     # The cloud settings (cloud, auth, region_name, interface, verify), image and
     # hub_id are the package's own (common.host.Host), as for ZunSpawner.
@@ -247,6 +250,9 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
     def __init__(self, **kwargs):
         self._k8s_api = None
         self._node_url = None
+        self.pod_id = None
+        #: pods of stops that did not finish (see .stops); clear_state keeps them
+        self._unfinished = []
         kubeconfig_files()
         try:
             super().__init__(**kwargs)
@@ -418,6 +424,8 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
 
     async def _start_pod(self):
         await self.ensure_cluster()
+        # a stop that did not finish: its pod goes before a new one starts
+        await self._finish_stops()
         try:
             url = await super().start()
         except Exception as e:
@@ -440,11 +448,79 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
         return await super().poll()
 
     async def stop(self, now=False):
-        await self.ensure_cluster(recheck=False)
-        return await super().stop(now=now)
+        # kept in the state until the pod is gone, whatever happens here
+        this = stops.entry(self.namespace, self.pod_name, self.pod_id)
+        self._unfinished = stops.with_entry(self._unfinished, this)
+        try:
+            await self.ensure_cluster(recheck=False)
+            await super().stop(now=now)
+        except BaseException as e:
+            self.log.error(
+                "%s: pod %s/%s is not deleted yet (%s): the server's state keeps it; "
+                "it is deleted when the cluster answers again, at the latest when "
+                "the server starts again or is deleted", self._log_name,
+                self.namespace, this["pod"], getattr(e, "log_message", None) or repr(e),
+            )
+            self._retry_stops()
+            raise
+        if this in self._unfinished:  # (a retry may have finished it meanwhile)
+            self._unfinished.remove(this)
+        if self._unfinished:
+            try:
+                await self._finish_stops()
+            except Exception as e:
+                self.log.warning("%s: earlier stops still unfinished: %s", self._log_name, e)
+                self._retry_stops()
+
+    async def _finish_stops(self, only_known=False):
+        """Delete the pods of unfinished stops (``only_known``: those whose uid
+        is known, the only ones another start may not have replaced by now)."""
+        for item in list(self._unfinished):
+            if only_known and not item.get("uid"):
+                continue
+            await stops.delete(self.api, item, self.delete_grace_period)
+            self.log.info("%s: pod %s/%s of an unfinished stop is gone",
+                          self._log_name, item["namespace"], item["pod"])
+            if item in self._unfinished:
+                self._unfinished.remove(item)
+
+    def _retry_stops(self):
+        async def finish():
+            await self.ensure_cluster(recheck=False)
+            await self._finish_stops(only_known=True)
+
+        if any(item.get("uid") for item in self._unfinished):
+            stops.retry_later(finish, self._log_name)
+
+    def get_state(self):
+        state = super().get_state()
+        if self._unfinished:
+            state[stops.STATE_KEY] = list(self._unfinished)
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self._unfinished = list(state.get(stops.STATE_KEY) or [])
 
     async def delete_forever(self):
-        self.delete_pvc = self.delete_home_volume_on_delete
-        if self.delete_pvc:
+        """The server's unfinished stops, and with ``delete_home_volume_on_delete``
+        its home claim: the user's (the default server), or a named server's
+        own (a template that names the server)."""
+        if self._unfinished:
             await self.ensure_cluster(recheck=False)
-        return await super().delete_forever()
+            await self._finish_stops()
+        if not self.delete_home_volume_on_delete:
+            self.log.info("%s: home claim %s kept (delete_home_volume_on_delete off)",
+                          self._log_name, self.pvc_name)
+            return
+        if self.name and not kube_names.names_server(self.pvc_name_template):
+            self.log.info("%s: home claim %s is the user's, kept", self._log_name,
+                          self.pvc_name)
+            return
+        await self.ensure_cluster(recheck=False)
+        await exponential_backoff(
+            partial(self._make_delete_pvc_request, self.pvc_name,
+                    self.k8s_api_request_timeout),
+            f"Could not delete the home claim {self.pvc_name}",
+            timeout=self.k8s_api_request_retry_timeout,
+        )
