@@ -43,7 +43,7 @@ def volume_ready(sess):
     return True, "cinder pools: %s" % ", ".join(p["name"] for p in pools)
 
 
-def compute_ready(sess):
+def compute_ready(sess, hosts=1):
     headers = {"OpenStack-API-Version": "container 1.40"}
     r = sess.get("http://127.0.0.1:9517/v1/services", headers=headers,
                  raise_exc=False)
@@ -51,8 +51,8 @@ def compute_ready(sess):
         return False, "zun services: %s %s" % (r.status_code, r.text[:200])
     up = [s for s in r.json().get("services", [])
           if s.get("binary") == "zun-compute" and s.get("state") == "up"]
-    if not up:
-        return False, "zun-compute not up yet"
+    if len(up) < hosts:
+        return False, "zun-compute up on %d of %d hosts" % (len(up), hosts)
     r = sess.get("http://127.0.0.1:8778/resource_providers",
                  headers={"OpenStack-API-Version": "placement 1.14"},
                  raise_exc=False)
@@ -67,8 +67,8 @@ def compute_ready(sess):
                        % rp["uuid"], raise_exc=False).json()
         names.append("%s %s" % (rp["name"], json.dumps(
             {k: v.get("total") for k, v in inv.get("inventories", {}).items()})))
-    if not any("{}" not in n for n in names):
-        return False, "resource provider without inventory yet: %s" % names
+    if sum("{}" not in n for n in names) < hosts:
+        return False, "resource providers without inventory yet: %s" % names
     hosts = ", ".join(s["host"] for s in up)
     return True, "zun-compute up on %s; placement: %s" % (hosts, "; ".join(names))
 
@@ -79,12 +79,14 @@ def main():
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--volume", action="store_true")
     parser.add_argument("--compute", action="store_true")
+    parser.add_argument("--compute-hosts", type=int, default=1,
+                        help="how many zun-compute hosts --compute waits for")
     args = parser.parse_args()
     checks = []
     if args.volume:
         checks.append(("volume", volume_ready))
     if args.compute:
-        checks.append(("compute", compute_ready))
+        checks.append(("compute", lambda sess: compute_ready(sess, args.compute_hosts)))
     sess = admin_session()
     t0 = time.monotonic()
     deadline = t0 + args.timeout

@@ -25,6 +25,7 @@ import json
 import os
 from urllib.parse import parse_qsl, urlsplit
 
+import neutron_ports
 import stub_server
 
 NETWORK_ID = "5c0a1f1e-7d3b-4f4e-9a57-0c1a1b2c3d4e"
@@ -226,6 +227,8 @@ class Handler(stub_server.JSONHandler):
         for coll, items in COLLECTIONS.items():
             if coll == "ports":
                 items = container_ports(self.options.containers_dir)
+                if PORTS is not None:
+                    items += PORTS.list()
             key = JSON_KEYS.get(coll, coll.replace("-", "_"))
             if rest == coll:
                 found = [
@@ -249,13 +252,68 @@ class Handler(stub_server.JSONHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def _port_call(self, method):
+        """POST /v2.0/ports, PUT and DELETE /v2.0/ports/<id> (with --subnet)."""
+        path = urlsplit(self.path).path.rstrip("/")
+        if PORTS is None or not path.startswith("/v2.0/ports"):
+            return self._unsupported()
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}").get("port", {})
+            if method == "POST" and path == "/v2.0/ports":
+                return self._send(201, {"port": PORTS.create(body, PROJECT_ID)})
+            port_id = path[len("/v2.0/ports/"):]
+            if method == "PUT" and port_id:
+                return self._send(200, {"port": PORTS.update(port_id, body)})
+            if method == "DELETE" and port_id:
+                PORTS.delete(port_id)
+                return self._send(204, None)
+        except neutron_ports.PortError as e:
+            return self._send(e.status, {"NeutronError": {
+                "type": e.kind, "message": e.message, "detail": ""}})
+        except ValueError:
+            return self._send(400, {"NeutronError": {
+                "type": "HTTPBadRequest", "message": "invalid JSON body", "detail": ""}})
+        return self._not_found(path)
+
+    def do_POST(self):  # noqa: N802
+        self._port_call("POST")
+
+    def do_PUT(self):  # noqa: N802
+        self._port_call("PUT")
+
+    def do_DELETE(self):  # noqa: N802
+        self._port_call("DELETE")
+
+
+def add_options(parser):
+    parser.add_argument("--containers-dir", default=None,
+                        help="the local driver's state dir: its containers' ports")
+    parser.add_argument("--subnet", default=None,
+                        help="CIDR of the network's subnet; ports can then be created "
+                             "and deleted (addresses from this subnet: the Docker path)")
+
+
+#: Ports made through the API (with --subnet), else None.
+PORTS = None
+
+
+def use_subnet(cidr):
+    global PORTS
+    SUBNET.update(neutron_ports.subnet_for(cidr))
+    NETWORK["description"] = "bridge network of the local cloud's Docker hosts"
+    PORTS = neutron_ports.PortStore(SUBNET, NETWORK_ID, SECURITY_GROUP["id"])
+
 
 def main():
+    def options(parser):
+        add_options(parser)
+        args, _ = parser.parse_known_args()
+        if args.subnet:
+            use_subnet(args.subnet)
+
     stub_server.serve(Handler, __doc__.splitlines()[0], 9696,
-                      "neutron stub (network %s)" % NETWORK_ID,
-                      add_options=lambda parser: parser.add_argument(
-                          "--containers-dir", default=None,
-                          help="the local driver's state dir: its containers' ports"))
+                      "neutron stub (network %s)" % NETWORK_ID, add_options=options)
 
 
 if __name__ == "__main__":

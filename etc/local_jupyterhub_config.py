@@ -16,6 +16,7 @@ lines).  Settings come from the environment so that several hubs can run at once
   OS_CLIENT_CONFIG_FILE the clouds.yaml written by `devstack/local-cloud up`
 """
 
+import json
 import os
 import pathlib
 import shutil
@@ -70,6 +71,16 @@ c.ZunSpawner.http_timeout = 60
 c.ZunSpawner.poll_interval = 5
 c.ZunSpawner.hub_poll_interval = 2
 c.ZunSpawner.hub_full_poll_interval = 10
+
+# The local cloud's Docker path (LOCAL_CLOUD_DRIVER=docker, devstack/docker-cloud.sh):
+# the servers are containers on a bridge that cannot reach 127.0.0.1, so the hub
+# listens on the bridge's address, and the image comes from the local registry.
+docker_path = pathlib.Path(os.environ.get("OS_CLIENT_CONFIG_FILE") or "/nonexistent").with_name(
+    "docker.json")
+if docker_path.exists():
+    docker_cloud = json.loads(docker_path.read_text())
+    c.JupyterHub.hub_ip = docker_cloud["hub_ip"]
+    c.ZunSpawner.image = docker_cloud["image"]
 
 # Idle culling (jupyterhub-idle-culler as a hub service): a server without
 # activity for LOCAL_HUB_CULL_TIMEOUT seconds (default 3600, the classic hour)

@@ -38,7 +38,17 @@ import requests
 REPO = pathlib.Path(__file__).resolve().parents[2]
 LOCAL_CLOUD = REPO / "devstack" / "local-cloud"
 CLOUD_DIR = pathlib.Path(os.environ.get("MAGNUM_CLOUD_DIR", REPO / ".cache" / "local-cloud"))
+#: LOCAL_CLOUD_DRIVER=docker: upstream Zun's docker driver (devstack/docker-cloud.sh)
+DOCKER = os.environ.get("LOCAL_CLOUD_DRIVER") == "docker"
+#: The notebook image the Zun tests create from: on the Docker path the one
+#: devstack/notebook-image built, in the local registry; on the process driver a
+#: name it maps onto its notebook venv.
 IMAGE = "quay.io/jupyter/base-notebook"
+if DOCKER:
+    IMAGE = "127.0.0.1:%s/%s" % (
+        os.environ.get("LOCAL_REGISTRY_PORT", "5050"),
+        subprocess.run([str(REPO / "devstack" / "notebook-image"), "name"], check=True,
+                       capture_output=True, text=True).stdout.strip())
 
 pytestmark = pytest.mark.localcloud
 
@@ -58,11 +68,22 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(str(path))
 
 
-def pytest_collection_modifyitems(items):
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "docker_path: only on the local cloud's Docker path (LOCAL_CLOUD_DRIVER=docker)")
+
+
+def pytest_collection_modifyitems(config, items):
     here = pathlib.Path(__file__).parent
     for item in items:
         if here in pathlib.Path(item.fspath).parents:
             item.add_marker(pytest.mark.localcloud)
+    # Tests of the Docker path only exist there (deselected, not skipped).
+    if not DOCKER:
+        other = [i for i in items if i.get_closest_marker("docker_path")]
+        if other:
+            config.hook.pytest_deselected(items=other)
+            items[:] = [i for i in items if not i.get_closest_marker("docker_path")]
     items.sort(key=lambda item: pathlib.Path(item.fspath).name == RUN_LAST)
 
 

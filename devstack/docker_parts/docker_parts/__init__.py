@@ -1,0 +1,1 @@
+"""Stand-ins of the local cloud for what this kernel cannot run (devstack/README.md)."""

@@ -1,0 +1,108 @@
+"""The Docker path of the local cloud (LOCAL_CLOUD_DRIVER=docker): upstream Zun's
+docker driver on two compute hosts in two zones, real pulls from the local
+registry, and what a user sees when the image cannot be had.
+
+Collected only on that path (tests/e2e/conftest.py deselects them otherwise).
+"""
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from .conftest import CLOUD_DIR, IMAGE, wait_for
+
+pytestmark = [pytest.mark.localcloud, pytest.mark.docker_path]
+
+DOCKER_CLI = "/usr/bin/docker"
+
+
+def docker_cloud():
+    return json.loads((CLOUD_DIR / "docker.json").read_text())
+
+
+def docker(host, *args, check=True):
+    sock = f"unix://{docker_cloud()['docker_dir']}/{host}/docker.sock"
+    return subprocess.run([DOCKER_CLI, "-H", sock, *args], check=check,
+                          capture_output=True, text=True, timeout=120)
+
+
+def host_of(container_uuid):
+    """The host whose Docker daemon runs the container (Zun names it zun-<uuid>)."""
+    for host in docker_cloud()["hosts"]:
+        if docker(host, "ps", "-aq", "--filter", f"name=zun-{container_uuid}").stdout.strip():
+            return host
+    return None
+
+
+def progress_messages(hub, user, timeout=240):
+    """Every message of the spawn page's progress stream, until ready or failed."""
+    r = hub.api("GET", f"/users/{user}/server/progress", stream=True)
+    messages, deadline = [], time.monotonic() + timeout
+    for line in r.iter_lines(decode_unicode=True):
+        if line and line.startswith("data:"):
+            event = json.loads(line[5:])
+            messages.append(event.get("message") or "")
+            if event.get("ready") or event.get("failed"):
+                return messages, event
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no end of the progress stream in {timeout} s: {messages}")
+
+
+def test_two_hosts_in_two_zones_and_a_zone_decides_the_host(local_cloud):
+    zun = local_cloud.zunclient
+    zones = docker_cloud()["hosts"]
+    assert sorted(zones.values()) == ["zone-1", "zone-2"]
+    made = []
+    try:
+        for host, zone in zones.items():
+            c = zun.containers.run(name=f"az-{uuid.uuid4().hex[:6]}", image=IMAGE,
+                                   command=["sleep", "300"], availability_zone=zone)
+            made.append(c.uuid)
+            wait_for(lambda: (local_cloud.container(c.uuid) or {}).get("status") == "Running",
+                     180, 1, f"a container in {zone} to run")
+            # the daemon of the zone's host runs it, with the limits Zun asked for
+            assert host_of(c.uuid) == host
+    finally:
+        for cid in made:
+            local_cloud.delete_container(cid)
+
+
+def test_a_start_on_an_empty_host_pulls_the_image_and_says_so(hub):
+    for host in docker_cloud()["hosts"]:
+        docker(host, "rmi", "-f", IMAGE, check=False)
+    r = hub.request_start("puller")
+    assert r.status_code in (201, 202), r.text
+    messages, last = progress_messages(hub, "puller")
+    assert last.get("ready"), messages
+    assert "Downloading the software image" in messages, messages
+    container = hub.cloud.containers(**{"hub.jupyter.org/user": "puller"})[0]
+    # the image is now on that host, pulled from the local registry
+    host = host_of(container["uuid"])
+    assert docker(host, "image", "inspect", IMAGE).returncode == 0
+    hub.stop_server("puller")
+
+
+@pytest.mark.parametrize("case", ["missing-image", "registry-down"])
+def test_an_image_that_cannot_be_had_is_a_clear_sentence_and_leaves_nothing(
+        hub_factory, local_cloud, case):
+    if case == "missing-image":
+        image = IMAGE.rsplit(":", 1)[0] + ":no-such-tag"
+    else:  # nothing listens on this registry port
+        image = "127.0.0.1:5059/" + IMAGE.split("/", 1)[1]
+    h = hub_factory(f"c.ZunSpawner.image = {image!r}\nc.ZunSpawner.start_timeout = 180\n")
+    before = {c["uuid"] for c in local_cloud.containers()}
+    r = h.request_start("nopull")
+    assert r.status_code in (201, 202), r.text
+    messages, last = progress_messages(h, "nopull")
+    assert last.get("failed"), messages
+    text = last.get("message", "")
+    assert "could not start your server" in text and image.split(":")[0] in text, text
+    # nothing of this spawn is left in the cloud
+    wait_for(lambda: {c["uuid"] for c in local_cloud.containers()} <= before, 60, 1,
+             "the failed container to be removed")
+    print(f"{case}: {text}")
+
