@@ -205,7 +205,7 @@ class _PollerCollector:
         now = time.monotonic()  # the clock of asyncio's loop.time()
         with self.lock:
             pollers = list(self.pollers)
-        for poller in pollers:
+        for poller in self.current(pollers):
             hub = str(poller.hub_id)
             updated = poller.updated_at
             staleness.add_metric([hub], now - updated if updated is not None else float("inf"))
@@ -218,6 +218,20 @@ class _PollerCollector:
                 containers.add_metric([hub, status], n)
         yield staleness
         yield containers
+
+    @staticmethod
+    def current(pollers):
+        """The running poller of each hub, the latest when there are several: a
+        stopped one (a reset, a new client) lives on until it is collected, and
+        two samples of one series fail the whole scrape."""
+        best = {}
+        for poller in pollers:
+            if poller._task is None:
+                continue
+            seen = best.get(str(poller.hub_id))
+            if seen is None or (poller.updated_at or 0) >= (seen.updated_at or 0):
+                best[str(poller.hub_id)] = poller
+        return list(best.values())
 
     def describe(self):
         return []

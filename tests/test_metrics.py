@@ -89,6 +89,27 @@ async def test_poller_cycles_staleness_and_containers_by_status(cloud):
     assert 0 <= value("magnum_spawner_poller_staleness_seconds", hub="jupyterhub") < 5
 
 
+async def test_a_replaced_poller_leaves_one_sample_per_series(cloud):
+    # A reset (reconfiguration) stops the hub's poller and a new one takes over;
+    # the old object may live on until collected. A scrape with two samples of
+    # one series is refused whole by Prometheus.
+    from magnum_spawner.common import cloud as cloud_context
+
+    zun = FakeZun().install(cloud.m)
+    zun.add("0000aaaa-0000-4000-8000-000000000000", "jupyter-u0", status="Running")
+    old = HubPoller.for_hub(make_spawner("u0").zun, "jupyterhub", 30)
+    assert await old.wait_first_load(5)
+    cloud_context.reset()
+    zun.add("0000bbbb-0000-4000-8000-000000000000", "jupyter-u1", status="Running")
+    new = HubPoller.for_hub(make_spawner("u0").zun, "jupyterhub", 30)
+    assert new is not old and await new.wait_first_load(5)
+    lines = [line for line in generate_latest(REGISTRY).decode().splitlines()
+             if 'hub="jupyterhub"' in line]
+    series = [line.rsplit(" ", 1)[0] for line in lines]
+    assert len(series) == len(set(series)) == 2, lines  # staleness, Running
+    assert value("magnum_spawner_containers", hub="jupyterhub", status="Running") == 2
+
+
 async def test_a_failed_start_is_counted_by_the_cause_the_user_saw(cloud):
     # Zun refuses the create for the project's quota: the user reads the quota
     # sentence, the operator's counter says "quota".
