@@ -23,6 +23,10 @@ PYTEST_ARGS ?=
 # entry point, and DevStack's sourced settings
 SHELL_SCRIPTS = devstack/settings .ci/run $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$' \
   devstack/* devstack/magnum/* tests/devstack_stubs/*)
+# Under CI (CI=true) the unit tests run in a shuffled order, its seed printed in the
+# header (the same order again: make unit CI=true PYTEST_ARGS=--random-order-seed=N):
+# no test may depend on what another left.
+UNIT_ORDER ?= $(if $(filter-out 0 false no,$(CI)),--random-order-bucket=global)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test lint unit e2e demo demo-down bench burst venv chp chromium docs clean
@@ -58,7 +62,7 @@ lint: venv
 	$(VENV)/bin/ruff check --no-cache .
 
 unit: venv chp
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(UNIT_ORDER) $(PYTEST_ARGS)
 
 # The e2e cloud includes Magnum (its tests need it; the first run builds
 # kube-apiserver once, ~7 min, cached under .cache/kube).
