@@ -6,6 +6,7 @@ its Zun container removed, its Cinder home volume kept with the user's file,
 and the next start gets the same volume and file back.
 """
 
+import re
 import time
 
 import pytest
@@ -32,7 +33,13 @@ def test_an_idle_server_is_culled_its_container_removed_its_home_kept(hub_factor
                  120, 1, "the culler to stop the server")
         culled_after = time.monotonic() - t0
         assert culled_after >= 10, f"culled after {culled_after:.0f} s: not idle long enough"
-        assert "idle-culler" in hub.log_tail(400)
+        # It was the culler: its own decision, then its DELETE through the hub's
+        # API under its service name, and nobody else's stop.
+        log = hub.log_path.read_text(errors="replace")
+        assert f"Culling server {user} (inactive for" in log, hub.log_tail(100)
+        stops = re.findall(rf"\b(\d{{3}}) DELETE /hub/api/users/{user}/server \((\S*)@", log)
+        assert stops and all(status in ("202", "204") for status, _ in stops), stops
+        assert {who for _, who in stops} == {"idle-culler"}, stops
         wait_for(lambda: hub.cloud.container(container_id) is None, 60, 1,
                  "the container to be removed")
         # The home volume stays, detached, with the file.
