@@ -23,10 +23,12 @@ PYTEST_ARGS ?=
 # entry point, and DevStack's sourced settings
 SHELL_SCRIPTS = devstack/settings .ci/run $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$' \
   devstack/* devstack/magnum/* tests/devstack_stubs/*)
-# Under CI (CI=true) the unit tests run in a shuffled order, its seed printed in the
-# header (the same order again: make unit CI=true PYTEST_ARGS=--random-order-seed=N):
-# no test may depend on what another left.
-UNIT_ORDER ?= $(if $(filter-out 0 false no,$(CI)),--random-order-bucket=global)
+# Under CI (CI=true) the unit tests run in a shuffled order; its seed is on the
+# command line make prints (the same order again: make unit CI=true UNIT_SEED=N).
+# No test may depend on what another left.
+UNIT_SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+UNIT_ORDER ?= $(if $(filter-out 0 false no,$(CI)),--random-order-bucket=global \
+  --random-order-seed=$(UNIT_SEED))
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test lint unit e2e demo demo-down bench burst venv chp chromium docs clean
