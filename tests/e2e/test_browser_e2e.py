@@ -2,8 +2,11 @@
 driven by Playwright for Python, against a real hub on the local cloud.
 
 Log in, choose the "small" flavor on the options form, watch the progress
-page reach the server, run a notebook cell that prints the container's memory
-limit as the container sees it, stop the server from the hub's home page.
+page reach the server (in words, without the server's internal address), run a
+notebook cell that prints the container's memory limit as the container sees
+it and see the status bar's memory use against that limit
+(jupyter-resource-usage) with no "Jupyter news?" prompt, stop the server from
+the hub's home page.
 Each step leaves a screenshot under ``.cache/browser/<run>/``; the test output
 names them.  Playwright's own browser download does not work without the
 internet: the Makefile installs ``chromium`` with apt and the test launches it
@@ -93,7 +96,21 @@ def test_a_student_logs_in_picks_small_runs_a_cell_and_stops(hub_factory, browse
         wait_for(lambda: page.inner_text("#progress-message").strip(), 30, 0.2,
                  "a first progress message")
         page.shot("progress")
-        page.wait_for_url(re.compile(rf"/user/{USER}/"), timeout=180_000)
+        seen = set()
+
+        def arrived():
+            if re.search(rf"/user/{USER}/", page.url):
+                return True
+            try:  # every event so far, as the page's log lists them
+                seen.update(e.strip() for e in page.locator(".progress-log-event").all_inner_texts())
+            except Exception:  # the page went on to the server meanwhile
+                pass
+            return False
+
+        wait_for(arrived, 180, 0.2, "the server")
+        # what the student reads says what happens, never where
+        assert seen, "no progress event seen"
+        assert not [m for m in seen if re.search(r"\b(127|10|172|192)\.\d+\.\d+\.\d+", m)], seen
 
         # A notebook with the cell, written through the server's API with the
         # browser's own cookies, then run in JupyterLab.
@@ -128,6 +145,20 @@ def test_a_student_logs_in_picks_small_runs_a_cell_and_stops(hub_factory, browse
         wait_for(lambda: "MiB" in output.inner_text(), 30, 0.2, "the cell's output")
         page.shot("notebook-cell-memory-limit")
         assert output.inner_text().split() == ["limit", str(SMALL_MIB), "MiB"]
+
+        # The status bar shows the memory used against the flavor's limit
+        # (jupyter-resource-usage reads MEM_LIMIT, which JupyterHub sets).
+        memory = page.locator(".jp-StatusBar-Widget", has_text="Mem:").first
+        wait_for(lambda: re.search(rf"Mem: [\d.]+ / {SMALL_MIB}(\.0+)? MB", memory.inner_text()),
+                 60, 0.5, "the status bar's memory use against the limit")
+        r = page.request.get(f"{base}/api/metrics/v1")
+        assert r.ok and r.json()["limits"]["memory"]["rss"] == SMALL_MIB * 2**20, r.text()
+        # No "get notified about official Jupyter news?" prompt: off in the image.
+        r = page.request.get(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification")
+        # (the image's overrides.json becomes the setting's default)
+        fetch_news = r.json()["schema"]["properties"]["fetchNews"] if r.ok else r.text()
+        assert fetch_news["default"] == "false", fetch_news
+        assert not page.locator(".Toastify__toast", has_text="news").count()
 
         # Stop from the hub's home page.
         page.goto(f"{hub.url}/hub/home")
