@@ -22,6 +22,11 @@ def hub_log():
     log.setLevel(logging.INFO)
     saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate,
                     logging.getLogger(name).level) for name in logs.LIBRARIES}
+    for name in logs.LIBRARIES:  # as in a fresh hub process, whatever ran before
+        library = logging.getLogger(name)
+        library.handlers[:] = [h for h in library.handlers
+                               if isinstance(h, logging.NullHandler)]
+        library.propagate, library.level = True, logging.NOTSET
     yield log, out
     log.removeHandler(handler)
     for name, (handlers, propagate, level) in saved.items():
