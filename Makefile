@@ -7,8 +7,9 @@
 #   make unit        unit + recorded-API tests only (seconds)
 #   make e2e         end-to-end tests on the local cloud only
 #   make demo        local cloud + JupyterHub on http://127.0.0.1:8000
-#                    (BACKEND=magnum: MagnumSpawner on a local Magnum cluster)
-#   make demo-down   stop the demo and the local cloud
+#                    (BACKEND=magnum: MagnumSpawner on a local Magnum cluster;
+#                    HUB_CONFIG=path: your configuration file, loaded after the demo's)
+#   make demo-down   stop the demo (the hub stops its servers first), then the cloud
 #   make bench       the benchmarks in benchmarks/
 #   make burst       the fault burst at a chosen size (BURST_SPAWNS=200, see README)
 #   make docs        regenerate docs/configuration.md from the traits' help text

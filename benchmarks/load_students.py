@@ -7,15 +7,24 @@ previous one:
 1. login   - the hub's login form (GET for the _xsrf cookie, POST name and
              password), then a token of their own (POST /hub/api/users/<name>/tokens)
 2. start   - POST /hub/api/users/<name>/server with the chosen flavor, until
-             the hub reports the server ready (the spawn, as the student waits)
+             JupyterLab's page loads (/user/<name>/lab): the student's click
+             to JupyterLab.  An impatient student (--click-again) clicks Start
+             again every so many seconds while waiting, as students do.
 3. cell    - a kernel in their server, one cell run over the websocket
-             (``print(sum(range(10**6)))``), the kernel deleted
-4. stop    - DELETE the server, until the hub reports it gone
+             (``print(sum(range(10**6)))``)
+4. work    - the student keeps working for --work seconds (default a random
+             60-120): the same cell every 10 s in that kernel, then the kernel
+             is deleted
+5. stop    - DELETE the server, until the hub reports it gone
 
 It prints, per phase, how many succeeded and failed with the min / median /
-max time of the successes, the first error of each kind, and what the class
-left in the cloud (containers and home volumes of the hub, by status, as the
-hub's own credentials list them).  Nothing is asserted: this is a measurement.
+max time of the successes; the click-to-JupyterLab time of the first student
+to arrive, the median and the last to arrive; the spawns the hub made (its
+log's "spawn phase=begin" lines during the run: more spawns than students means
+starts thrown away and made again); the machine's load average; the first
+error of each kind; and what the class left in the cloud (containers and home
+volumes of the hub, by status, as the hub's own credentials list them).
+Nothing is asserted: this is a measurement.
 
     make demo &        # the hub on http://127.0.0.1:8000, the local cloud
     .venv/bin/python benchmarks/load_students.py --students 50
@@ -29,6 +38,7 @@ import collections
 import json
 import os
 import pathlib
+import random
 import statistics
 import sys
 import threading
@@ -42,7 +52,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 # The e2e harness's ways to wait and to run a cell (tornado websocket).
 from tests.e2e.conftest import LocalCloud, execute_cell, wait_for  # noqa: E402
-PHASES = ("login", "start", "cell", "stop")
+PHASES = ("login", "start", "cell", "work", "stop")
 CELL = "print(sum(range(10**6)))"
 EXPECTED = str(sum(range(10**6)))
 
@@ -98,18 +108,39 @@ class Student:
         r.raise_for_status()
         return (r.json().get("servers") or {}).get("")
 
-    def start(self):
+    def click_start(self):
         r = self.api("POST", f"/users/{self.name}/server", json={"flavor": self.args.flavor})
         if r.status_code not in (201, 202):
             raise Failed(f"start refused: {r.status_code} {_message(r)}")
 
+    def start(self):
+        self.click_start()
+        clicked = time.monotonic()
+        retries = self.args.retries
+
         def ready():
+            nonlocal clicked, retries
             s = self.server()
             if s is None:
-                raise Failed(f"start failed: {self._last_spawn_error()}")
+                error = self._last_spawn_error()
+                if retries <= 0:
+                    raise Failed(f"start failed: {error}")
+                retries -= 1  # "try again": the student clicks Start once more
+                self.failures.append(error)
+                self.click_start()
+                clicked = time.monotonic()
+                return None
+            if (not s.get("ready") and self.args.click_again
+                    and time.monotonic() - clicked > self.args.click_again):
+                self.click_start()  # "is it doing anything?": a second click
+                clicked = time.monotonic()
             return s.get("ready")
 
         wait(ready, self.args.start_timeout, 1.0, "the server")
+        r = self.http.get(f"{self.hub}/user/{self.name}/lab", timeout=120,
+                          headers={"Authorization": f"token {self.token}"})
+        if r.status_code != 200 or "jupyter-config-data" not in r.text:
+            raise Failed(f"JupyterLab's page: {r.status_code} {r.text[:200]}")
 
     def _last_spawn_error(self):
         r = self.api("GET", f"/users/{self.name}/server/progress", stream=True)
@@ -125,21 +156,37 @@ class Student:
             r.close()
         return "the server is gone"
 
+    @property
+    def _headers(self):
+        return {"Authorization": f"token {self.token}"}
+
+    def _run_cell(self):
+        base = f"{self.hub}/user/{self.name}"
+        url = base.replace("http://", "ws://") + f"/api/kernels/{self.kernel}/channels"
+        out = asyncio.run(execute_cell(url, self._headers, CELL, self.args.cell_timeout))
+        if out["error"] or out["died"] or out["stdout"].strip() != EXPECTED:
+            raise Failed(f"cell: {out['error'] or out['stdout'].strip()[:80]!r}"
+                         f"{' (kernel died)' if out['died'] else ''}")
+
     def cell(self):
         base = f"{self.hub}/user/{self.name}"
-        headers = {"Authorization": f"token {self.token}"}
-        r = self.http.post(f"{base}/api/kernels", json={}, headers=headers, timeout=60)
+        r = self.http.post(f"{base}/api/kernels", json={}, headers=self._headers, timeout=60)
         if r.status_code != 201:
             raise Failed(f"kernel: {r.status_code} {r.text[:200]}")
-        kernel = r.json()["id"]
+        self.kernel = r.json()["id"]
+        self._run_cell()
+
+    def work(self):
+        """The class's work: the cell again every 10 s for the student's time."""
+        low, _, high = self.args.work.partition("-")
+        until = time.monotonic() + random.uniform(float(low), float(high or low))
         try:
-            url = base.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"
-            out = asyncio.run(execute_cell(url, headers, CELL, self.args.cell_timeout))
-            if out["error"] or out["died"] or out["stdout"].strip() != EXPECTED:
-                raise Failed(f"cell: {out['error'] or out['stdout'].strip()[:80]!r}"
-                             f"{' (kernel died)' if out['died'] else ''}")
+            while time.monotonic() < until:
+                time.sleep(min(10, max(until - time.monotonic(), 0)))
+                self._run_cell()
         finally:
-            self.http.delete(f"{base}/api/kernels/{kernel}", headers=headers, timeout=60)
+            self.http.delete(f"{self.hub}/user/{self.name}/api/kernels/{self.kernel}",
+                             headers=self._headers, timeout=60)
 
     def stop(self):
         r = self.api("DELETE", f"/users/{self.name}/server")
@@ -158,6 +205,8 @@ def _message(r):
 
 def run_student(args, name, results, lock, barrier=None):
     student = Student(args, name)
+    student.kernel = None
+    student.failures = []
     for phase in PHASES:
         if phase == "stop" and barrier is not None:
             # --hold: every server stays up until the whole class has started.
@@ -178,6 +227,48 @@ def run_student(args, name, results, lock, barrier=None):
             return
         with lock:
             results[phase].append((True, time.monotonic() - t0, None))
+            results["retried"].extend(student.failures)
+            student.failures = []
+            if phase == "start":
+                results["start_by"][name] = (True, time.monotonic() - t0, None)
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def _count_spawns(path, offset):
+    """The hub's "spawn phase=begin" lines written since ``offset``."""
+    if offset is None:
+        return None
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return sum(1 for line in f if b"spawn phase=begin " in line)
+
+
+class LoadWatch:
+    """The machine's 1-minute load average, sampled every 5 s during the run."""
+
+    def __init__(self):
+        self.samples = [os.getloadavg()[0]]
+        self._done = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while not self._done.wait(5):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self):
+        self._done.set()
+        self.samples.append(os.getloadavg()[0])
+
+    def describe(self):
+        s = self.samples
+        return (f"{s[0]:.1f} at the start, median {statistics.median(s):.1f}, "
+                f"max {max(s):.1f}, {s[-1]:.1f} at the end")
 
 
 class HoldBarrier:
@@ -255,6 +346,17 @@ def main():
     parser.add_argument("--start-timeout", type=float, default=300)
     parser.add_argument("--stop-timeout", type=float, default=180)
     parser.add_argument("--cell-timeout", type=float, default=120)
+    parser.add_argument("--work", default="60-120", metavar="SECONDS[-SECONDS]",
+                        help="how long each student works after the first cell (a "
+                             "random time in the range; default 60-120; 0: none)")
+    parser.add_argument("--click-again", type=float, default=20, metavar="SECONDS",
+                        help="a waiting student clicks Start again every SECONDS "
+                             "(default 20; 0: never)")
+    parser.add_argument("--retries", type=int, default=1,
+                        help="a student whose start failed clicks Start again this "
+                             "many times (default 1)")
+    parser.add_argument("--hub-log", default=str(REPO / ".cache" / "demo" / "jupyterhub.log"),
+                        help="the hub's log, to count its spawns")
     parser.add_argument("--hold", type=float, default=None, metavar="SECONDS",
                         help="keep every server running until the whole class has "
                              "started, then SECONDS more; report what they hold; then stop")
@@ -268,12 +370,15 @@ def main():
     os.environ.setdefault("OS_CLIENT_CONFIG_FILE",
                           str(REPO / ".cache" / "local-cloud" / "clouds.yaml"))
     results = collections.defaultdict(list)
+    results["start_by"] = {}
     lock = threading.Lock()
     names = [f"{args.prefix}{i:03d}" for i in range(1, args.students + 1)]
     t0 = time.monotonic()
     print(f"{args.students} students, one every {args.ramp:g} s, flavor {args.flavor}, "
           f"hub {args.hub_url}", flush=True)
     barrier = HoldBarrier(args.students, args.hold) if args.hold is not None else None
+    log_offset = _size(args.hub_log)
+    load = LoadWatch()
     with ThreadPoolExecutor(max_workers=args.students) as pool:
         futures = []
         for name in names:
@@ -282,6 +387,7 @@ def main():
         for f in futures:
             f.result()
     wall = time.monotonic() - t0
+    load.stop()
 
     print(f"\nwall time {wall:.0f} s\n")
     print("| phase | ok | failed | min s | median s | max s |")
@@ -293,6 +399,22 @@ def main():
         figures = (f"{ok[0]:.1f} | {statistics.median(ok):.1f} | {ok[-1]:.1f}"
                    if ok else "- | - | -")
         print(f"| {phase} | {len(ok)} | {len(failed)} | {figures} |")
+    starts = results["start"]
+    ok = sorted(t for good, t, _ in starts if good)
+    by_arrival = [(who, t) for who, (good, t, _) in sorted(results["start_by"].items())
+                  if good]
+    if ok:
+        print(f"\nclick to JupyterLab: first student {by_arrival[0][1]:.1f} s, median "
+              f"{statistics.median(ok):.1f} s, last student {by_arrival[-1][1]:.1f} s "
+              f"(fastest {ok[0]:.1f} s, slowest {ok[-1]:.1f} s)")
+    spawns = _count_spawns(args.hub_log, log_offset)
+    print(f"spawns the hub made: {spawns if spawns is not None else '? (no hub log)'} "
+          f"for {args.students} students")
+    print(f"machine: {os.cpu_count()} cores; load average {load.describe()}")
+    if results["retried"]:
+        print(f"starts that failed and were clicked again: {len(results['retried'])}")
+        for error, n in collections.Counter(results["retried"]).most_common(5):
+            print(f"  {n}: {error[:200]}")
     errors = collections.Counter(e for phase in PHASES for good, _, e in results[phase] if e)
     if errors:
         print("\nfailures (count: first words):")

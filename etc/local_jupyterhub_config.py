@@ -13,6 +13,7 @@ lines).  Settings come from the environment so that several hubs can run at once
   LOCAL_HUB_ADMIN_PASSWORD  the password of "admin" (32+ characters)
   LOCAL_HUB_CULL_TIMEOUT  idle seconds before a server is stopped (default 3600; 0: off)
   LOCAL_HUB_CULL_EVERY  seconds between the culler's checks (default timeout/4, at most 300)
+  LOCAL_HUB_START_TIMEOUT  Spawner.start_timeout (default 120; `make demo`: 600)
   OS_CLIENT_CONFIG_FILE the clouds.yaml written by `devstack/local-cloud up`
 """
 
@@ -65,8 +66,14 @@ c.ZunSpawner.image = "quay.io/jupyter/base-notebook"
 c.ZunSpawner.args = ["--ServerApp.allow_root=True"]
 c.ZunSpawner.environment = {"HOME": "/home/jovyan"}
 c.ZunSpawner.workdir = "/home/jovyan"
-c.ZunSpawner.start_timeout = 120
+# start() waits its turn in the start queue (at most concurrent_starts, 4, start
+# at once) and then for the server to answer: the timeout covers both.  The
+# demo's 600 s lets a class of 50 in on this 2-core machine (README, "Load test").
+c.ZunSpawner.start_timeout = int(os.environ.get("LOCAL_HUB_START_TIMEOUT", 120))
 c.ZunSpawner.http_timeout = 60
+# The local Cinder formats each new volume (ext4 on a loop file): during a rush on
+# a busy 2-core machine that took over the default 30 s (3 of 50 in one run).
+c.ZunSpawner.home_volume_timeout = 120
 # Poll often: the demo and the tests want to see a dead server quickly.
 c.ZunSpawner.poll_interval = 5
 c.ZunSpawner.hub_poll_interval = 2
