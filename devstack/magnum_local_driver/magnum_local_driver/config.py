@@ -11,7 +11,9 @@ OPTS = [
                     'port, pod address and volume image tables.'),
     cfg.StrOpt('kube_bin_dir', default='/usr/local/bin',
                help='Directory holding kube-apiserver and '
-                    'kube-controller-manager (devstack/magnum/build-kube).'),
+                    'kube-controller-manager, and for real nodes kubelet, '
+                    'kube-proxy and kube-scheduler (devstack/magnum/'
+                    'build-kube).'),
     cfg.StrOpt('etcd', default='/usr/bin/etcd',
                help='The etcd server binary.'),
     cfg.PortOpt('port_base', default=16443,
@@ -30,6 +32,25 @@ OPTS = [
     cfg.StrOpt('cgroup_parent', default='magnum-local',
                help='Parent group of the pods\' containers in each cgroup '
                     'v1 hierarchy.'),
+    cfg.StrOpt('node_runtime', default='standin',
+               choices=[('standin', 'one node agent runs pods as processes '
+                         '(node.py)'),
+                        ('containerd', 'real nodes: containerd, kubelet, '
+                         'kube-proxy per node, kube-scheduler per cluster '
+                         '(kubelets.py)')],
+               help='What runs a cluster\'s pods.'),
+    cfg.StrOpt('node_network', default='10.250.0.0/16',
+               help='With real nodes: the nodes\' addresses (one per node) '
+                    'and, its first address, the local cloud as the nodes '
+                    'reach it (the API server, the hub, the registry).'),
+    cfg.StrOpt('pod_network', default='10.244.0.0/16',
+               help='With real nodes: one /24 of pod IPs per node, routed '
+                    'from the local cloud.'),
+    cfg.ListOpt('registries', default=[],
+                help='With real nodes: registries on the local cloud\'s '
+                     'loopback ("127.0.0.1:PORT") that images are pulled '
+                     'from; their ports are carried to the same address '
+                     'inside each node (forward.py).'),
     cfg.IntOpt('start_timeout', default=120,
                help='Seconds a cluster may take from create to an API that '
                     'answers healthz before it is CREATE_FAILED.'),

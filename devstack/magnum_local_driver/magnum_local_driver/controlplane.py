@@ -252,16 +252,20 @@ class Children(object):
             time.sleep(0.5)
 
 
-def stop(cdir, timeout=10):
-    """Stop the cluster's processes in reverse start order: TERM, then KILL
-    after *timeout* s.  Returns the names that had to be killed."""
+def stop(cdir, timeout=10, names=None):
+    """Stop the cluster's processes (or those of ``names``, in that order)
+    in reverse start order: TERM, then KILL after *timeout* s.  Returns the
+    names that had to be killed."""
     killed = []
     if cdir.exists():
         with open(cdir.file('stopping'), 'w'):
             pass  # no restarts from here on
     running = cdir.running()
-    order = [n for n in reversed(PROCESSES) if n in running] + \
-        [n for n in running if n not in PROCESSES]
+    if names is not None:
+        order = [n for n in names if n in running]
+    else:
+        order = [n for n in reversed(PROCESSES) if n in running] + \
+            [n for n in running if n not in PROCESSES]
     for name in order:
         pid = running[name]
         start = proc_starttime(pid)

@@ -35,6 +35,9 @@ from magnum.objects import fields
 from magnum_local_driver import certs
 from magnum_local_driver import config  # noqa: F401  (registers options)
 from magnum_local_driver import controlplane
+from magnum_local_driver import kubelets
+from magnum_local_driver import kubenode
+from magnum_local_driver import nodenet
 from magnum_local_driver import openstack
 
 CONF = magnum.conf.CONF
@@ -65,6 +68,14 @@ def node_name(cluster):
     return '%s-node-0' % (cluster.name or cluster.uuid[:8]).lower()[:50]
 
 
+def real_nodes():
+    return _opts().node_runtime == 'containerd'
+
+
+def node_count(cluster):
+    return max(1, min(nodenet.MAX_NODES, cluster.node_count or 1))
+
+
 class Driver(driver.Driver):
     """Local control-plane clusters; see the module docstring."""
 
@@ -91,6 +102,10 @@ class Driver(driver.Driver):
                                           opts.port_base, opts.max_clusters)
         ports = controlplane.ports_of(opts.port_base, slot)
         api = 'https://127.0.0.1:%d' % ports['apiserver']
+        nodes = kubelets.plan(cluster.uuid, slot, node_count(cluster),
+                              opts.node_network, opts.pod_network,
+                              node_name(cluster)[:-len('-node-0')]) \
+            if real_nodes() else []
         cdir.write('ports.json', json.dumps(ports), 0o644)
 
         ca = certs.ClusterCA(
@@ -105,7 +120,8 @@ class Driver(driver.Driver):
         crt, key = ca.server('kube-apiserver', dns=[
             'localhost', 'kubernetes', 'kubernetes.default',
             'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
-            ips=['127.0.0.1', certs.SERVICE_IP])
+            ips=['127.0.0.1', certs.SERVICE_IP] + [
+                n['gateway'] for n in nodes[:1]])
         put('apiserver.crt', crt)
         put('apiserver.key', key)
         sa_key, sa_pub = certs.service_account_keys()
@@ -141,13 +157,26 @@ class Driver(driver.Driver):
             'storage_class': STORAGE_CLASS,
             'csi_driver': CSI_DRIVER,
             'cluster_metadata_key': CLUSTER_METADATA_KEY,
+            # real nodes: the agent only provisions claims (as hostPath PVs)
+            'real_nodes': bool(nodes),
+            'volume_mounts_dir': cdir.file('volume-mounts'),
+            # the local registries' ports, reachable inside the nodes
+            'node_netns': [os.path.join(nodenet.NETNS_DIR, n['netns'])
+                           for n in nodes],
+            'forward_ports': [int(r.rsplit(':', 1)[1])
+                              for r in opts.registries],
         }, indent=1), 0o600)
 
+        if nodes:
+            kubelets.prepare(cdir, ca, ports['apiserver'], slot, nodes, opts)
         self._start_processes(cdir, ports, pki, api)
+        if nodes:
+            kubelets.start(CHILDREN, cdir, opts.kube_bin_dir)
         cluster.api_address = api
         cluster.coe_version = KUBE_VERSION
         for ng in cluster.nodegroups:
-            ng.node_addresses = ['127.0.0.1']
+            ng.node_addresses = [n['address'] for n in nodes] or \
+                ['127.0.0.1']
         cluster.stack_id = cluster.uuid
         LOG.info('Local cluster %s: control plane starting at %s (slot %d)',
                  cluster.uuid, api, slot)
@@ -168,7 +197,8 @@ class Driver(driver.Driver):
         CHILDREN.spawn(cdir, 'kube-apiserver', [
             os.path.join(bin_dir, 'kube-apiserver'),
             '--etcd-servers', etcd_client,
-            '--bind-address', '127.0.0.1',
+            # real nodes reach it through their gateway
+            '--bind-address', '0.0.0.0' if real_nodes() else '127.0.0.1',
             '--advertise-address', '127.0.0.1',
             '--secure-port', str(ports['apiserver']),
             '--client-ca-file', pki['ca.crt'],
@@ -257,12 +287,16 @@ class Driver(driver.Driver):
             health = api.get_healthz()
             if health.strip() != 'ok':
                 return False, 'healthz answered %r' % health[:100]
+            ready = 0
             for node in api.list_node().get('items', []):
                 for cond in node.get('status', {}).get('conditions', []):
                     if cond.get('type') == 'Ready' and \
                             cond.get('status') == 'True':
-                        return True, None
-            return False, 'no Ready node yet'
+                        ready += 1
+            want = node_count(cluster) if real_nodes() else 1
+            if ready >= want:
+                return True, None
+            return False, '%d of %d nodes Ready' % (ready, want)
         except Exception as e:
             return False, str(e)[:300]
 
@@ -281,8 +315,12 @@ class Driver(driver.Driver):
     def _teardown(self, cluster, cdir):
         problems = []
         cinder = cdir.read_json('cinder.json') if cdir.exists() else None
-        # The node agent stops its pods on SIGTERM; then the control plane.
+        # Real nodes first (their pods, links, namespaces); the node agent
+        # stops its pods on SIGTERM; then the control plane.
+        problems += kubelets.teardown(cdir)
         controlplane.stop(cdir)
+        # the claims' volumes the agent mounted for real nodes
+        kubenode.unmount_under([cdir.path])
         try:
             from magnum_local_driver import pods
             problems += pods.destroy_all(cdir.pods, _opts().cgroup_parent,
@@ -301,7 +339,12 @@ class Driver(driver.Driver):
             except Exception as e:
                 problems.append('application credential: %s' % e)
         controlplane.release_slot(_opts().state_dir, cluster.uuid)
-        cdir.remove()
+        # Nothing may stay mounted under it (a claim's volume!) when it goes.
+        if kubenode.mounts_under([cdir.path]):
+            problems.append('still mounted, kept: %s' % ', '.join(
+                kubenode.mounts_under([cdir.path])))
+        else:
+            cdir.remove()
         for p in problems:
             LOG.warning('Deleting local cluster %s: %s', cluster.uuid, p)
         LOG.info('Local cluster %s deleted', cluster.uuid)

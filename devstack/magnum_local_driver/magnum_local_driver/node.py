@@ -105,13 +105,8 @@ class Node(object):
 
     def register(self):
         self.started = now()
-        self.kube.create('/api/v1/nodes', {
-            'apiVersion': 'v1', 'kind': 'Node',
-            'metadata': {'name': self.name, 'labels': {
-                'kubernetes.io/hostname': self.name,
-                'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64',
-                'magnum.openstack.org/role': 'worker'}}})
-        self.heartbeat()
+        if not self.conf.get('real_nodes'):
+            self.register_node()
         self.kube.create('/apis/storage.k8s.io/v1/storageclasses', {
             'apiVersion': 'storage.k8s.io/v1', 'kind': 'StorageClass',
             'metadata': {'name': self.conf['storage_class'], 'annotations': {
@@ -119,6 +114,15 @@ class Node(object):
             'provisioner': self.conf['csi_driver'],
             'reclaimPolicy': 'Delete', 'volumeBindingMode': 'Immediate',
             'allowVolumeExpansion': False})
+
+    def register_node(self):
+        self.kube.create('/api/v1/nodes', {
+            'apiVersion': 'v1', 'kind': 'Node',
+            'metadata': {'name': self.name, 'labels': {
+                'kubernetes.io/hostname': self.name,
+                'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64',
+                'magnum.openstack.org/role': 'worker'}}})
+        self.heartbeat()
         LOG.info('node %s registered', self.name)
 
     def heartbeat(self):
@@ -313,6 +317,14 @@ class Node(object):
                 self.stopping.wait(0.5)
         threading.Thread(target=csi.run, args=(self.stopping,),
                          name='csi', daemon=True).start()
+        if self.conf.get('real_nodes'):
+            # real kubelets run the pods: only the claims are ours, and the
+            # local registry's port inside the nodes
+            from magnum_local_driver import forward
+            forward.start(self.conf.get('node_netns') or [],
+                          self.conf.get('forward_ports') or [], self.stopping)
+            self.stopping.wait()
+            return
         while not self.stopping.is_set():
             try:
                 if time.monotonic() - self.last_heartbeat >= HEARTBEAT:

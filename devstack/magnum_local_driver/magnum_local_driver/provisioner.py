@@ -12,10 +12,18 @@ a Magnum cluster, against the local cloud's real Cinder:
   the volume instead of making a second one;
 * a Released PV of ours with reclaim policy Delete: the Cinder volume (and
   its image file) is deleted, then the PV.
+
+With real nodes (``real_nodes``) there is no CSI node plugin for the
+kubelets to call: the volume's ext4 image is mounted once on the machine
+(``volume_mounts_dir/<volume id>``, which both nodes share) before the PV is
+made, and the PV is a ``hostPath`` of that directory; so the claim's files
+follow the user to whichever node the pod lands on.
 """
 
 import json
 import logging
+import os
+import subprocess
 import time
 
 from magnum_local_driver import kubeapi
@@ -25,6 +33,7 @@ from magnum_local_driver import pods as podlib
 LOG = logging.getLogger('local-csi')
 CINDER = openstack.CINDER
 PROVISIONED_BY = 'pv.kubernetes.io/provisioned-by'
+VOLUME_ID = 'magnum.openstack.org/cinder-volume-id'
 INTERVAL = 2.0
 
 
@@ -99,6 +108,33 @@ class Provisioner(object):
         podlib.volume_images.VolumeImages(
             self.conf['volumes_dir']).remove(volume_id)
 
+    # ---------------------------------------------------------- real nodes
+    def mount_point(self, volume_id):
+        return os.path.join(self.conf['volume_mounts_dir'], volume_id)
+
+    def mount(self, volume_id, size):
+        """The volume's filesystem at its mount point (once)."""
+        image = podlib.volume_images.VolumeImages(
+            self.conf['volumes_dir']).ensure(volume_id, size)
+        point = self.mount_point(volume_id)
+        if os.path.ismount(point):
+            return point
+        os.makedirs(point, exist_ok=True)
+        subprocess.run(['mount', '-o', 'loop,discard', '-t', 'ext4', image,
+                        point], check=True, capture_output=True)
+        # the server runs as the image's user (jovyan), not root
+        os.chmod(point, 0o777)
+        return point
+
+    def unmount(self, volume_id):
+        point = self.mount_point(volume_id)
+        if os.path.ismount(point):
+            subprocess.run(['umount', point], check=True, capture_output=True)
+        try:
+            os.rmdir(point)
+        except OSError:
+            pass
+
     # ---------------------------------------------------------- kubernetes
     def our_classes(self):
         items = self.kube.get('/apis/storage.k8s.io/v1/storageclasses')[
@@ -111,10 +147,17 @@ class Provisioner(object):
         size = podlib.size_gib(spec['resources']['requests']['storage'])
         vol = self.create_volume(pvc, size)
         pv_name = 'pvc-%s' % meta['uid']
+        if self.conf.get('real_nodes'):
+            source = {'hostPath': {'path': self.mount(vol['id'], size),
+                                   'type': 'Directory'}}
+        else:
+            source = {'csi': {'driver': self.driver,
+                              'volumeHandle': vol['id'], 'fsType': 'ext4'}}
         self.kube.create('/api/v1/persistentvolumes', {
             'apiVersion': 'v1', 'kind': 'PersistentVolume',
             'metadata': {'name': pv_name,
-                         'annotations': {PROVISIONED_BY: self.driver}},
+                         'annotations': {PROVISIONED_BY: self.driver,
+                                         VOLUME_ID: vol['id']}},
             'spec': {
                 'capacity': {'storage': '%dGi' % size},
                 'accessModes': spec.get('accessModes') or ['ReadWriteOnce'],
@@ -126,8 +169,7 @@ class Provisioner(object):
                              'kind': 'PersistentVolumeClaim',
                              'namespace': meta['namespace'],
                              'name': meta['name'], 'uid': meta['uid']},
-                'csi': {'driver': self.driver, 'volumeHandle': vol['id'],
-                        'fsType': 'ext4'}}})
+                **source}})
 
     def sync(self):
         classes = self.our_classes()
@@ -154,13 +196,18 @@ class Provisioner(object):
                     pv.get('status', {}).get('phase') not in ('Released',
                                                               'Failed'):
                 continue
+            volume_id = meta['annotations'].get(VOLUME_ID) or \
+                spec['csi']['volumeHandle']
             try:
-                self.delete_volume(spec['csi']['volumeHandle'])
+                if 'hostPath' in spec:
+                    self.unmount(volume_id)
+                self.delete_volume(volume_id)
                 self.kube.delete('/api/v1/persistentvolumes/%s'
                                  % meta['name'])
                 LOG.info('PV %s and its Cinder volume %s deleted',
-                         meta['name'], spec['csi']['volumeHandle'])
-            except (RuntimeError, kubeapi.ApiError) as e:
+                         meta['name'], volume_id)
+            except (RuntimeError, kubeapi.ApiError,
+                    subprocess.CalledProcessError) as e:
                 LOG.warning('PV %s: %s', meta['name'], e)
 
     def run(self, stopping):
