@@ -60,3 +60,16 @@ async def test_a_refused_create_is_not_sent_again(cinder):
     with pytest.raises(SpawnException):
         await spawner.start()
     assert len(cinder.requests("POST", "/volumes$")) == 1
+
+
+async def test_every_cinder_call_of_a_start_carries_its_request_id(cinder):
+    # The README promises it: Cinder's log names the start (issue 17, item 8).
+    # Reads ran on the thread pool without the start's context, so the
+    # look-ups went out without the header.
+    serve_lists(cinder, by_name=[listed()])
+    zun_starts(cinder)
+    spawner = spawner_for()
+    await spawner.start()
+    sent = cinder.requests(None, "8776")
+    assert [r for r in sent if "/volumes" in r.path], "the start looked for its volume"
+    assert {r.headers.get("X-OpenStack-Request-ID") for r in sent} == {spawner._request_id}

@@ -62,20 +62,23 @@ class SdkService:
                 log.info("%s read failed (%s); again in %.1f s", self.service, e, delay)
                 time.sleep(delay)  # a worker thread, never the event loop
 
-    async def _read(self, func, *args, **kwargs):
-        """A call that only reads: transient failures are retried."""
+    def _in_thread(self, func, *args, **kwargs):
+        """Run ``func`` on the pool; the future completes even if its awaiter is
+        cancelled.  Every call goes through here: the caller's context goes
+        along (the start's request id, metrics.py), which a thread pool does not
+        do by itself."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, lambda: self._run_read(func, *args, **kwargs)
-        )
-
-    def _submit(self, func, *args, **kwargs):
-        """Start a call; the future completes even if its awaiter is cancelled."""
-        loop = asyncio.get_running_loop()
-        # The caller's context goes along (the start's request id, metrics.py).
         context = contextvars.copy_context()
         return loop.run_in_executor(
-            self._executor, lambda: context.run(self._run, func, *args, **kwargs))
+            self._executor, lambda: context.run(func, *args, **kwargs))
+
+    async def _read(self, func, *args, **kwargs):
+        """A call that only reads: transient failures are retried."""
+        return await self._in_thread(self._run_read, func, *args, **kwargs)
+
+    def _submit(self, func, *args, **kwargs):
+        """Start a call that changes something (sent once)."""
+        return self._in_thread(self._run, func, *args, **kwargs)
 
     async def _call(self, func, *args, **kwargs):
         return await self._submit(func, *args, **kwargs)
