@@ -7,7 +7,8 @@
 - ``settings``: ZunHost, what every part builds on (settings, the container's
   identity, the Zun client); ``removals``: containers that must go, go
   (``janitor``: the hub-wide deleter);
-- ``cinder``: the Cinder client; ``home_volumes``: find/create/grow/delete a home;
+- ``cinder``: the Cinder client; ``home_settings``: a home's traits and names;
+  ``home_volumes``: find/create/grow/delete a home;
 - ``neutron``: the floating IP client; ``reachability``: fixed or floating IPs;
 - ``progress``: the spawn page's words.
 """
