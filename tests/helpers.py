@@ -1,5 +1,7 @@
 """Building spawners for tests without a running hub."""
 
+import hashlib
+
 from jupyterhub import orm
 from jupyterhub.objects import Hub
 from traitlets.config import Config
@@ -9,10 +11,22 @@ from magnum_spawner import ZunSpawner
 from .conftest import PASSWORD_AUTH
 
 
-class FakeUser:
-    """The few attributes of jupyterhub.user.User a Spawner reads."""
+def user_id(name):
+    """The hub's id of the test user ``name`` (the same in every test)."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:6], 16)
 
-    def __init__(self, name="alice", groups=()):
+
+class FakeUser:
+    """The few attributes of jupyterhub.user.User a Spawner reads.
+
+    ``id`` is the hub's user id (a rename keeps it): by default one per name;
+    ``created`` is when the account was made (None: unknown)."""
+
+    def __init__(self, name="alice", groups=(), id=None, created=None):
+        if id is None:
+            id = getattr(type(self), "id", None) or user_id(name)
+        self.id = id
+        self.created = created
         self.name = name
         self.escaped_name = name
         self.url = f"/user/{name}/"
@@ -22,7 +36,7 @@ class FakeUser:
         return f"/hub/api/users/{self.name}/server/progress"
 
 
-def make_spawner(username="alice", servername="", config=None, **traits):
+def make_spawner(username="alice", servername="", config=None, user=None, **traits):
     cfg = Config()
     cfg.ZunSpawner.auth = dict(PASSWORD_AUTH)
     cfg.ZunSpawner.use_hub_poller = False
@@ -32,7 +46,7 @@ def make_spawner(username="alice", servername="", config=None, **traits):
     for key, value in (config or {}).items():
         setattr(cfg.ZunSpawner, key, value)
     spawner = ZunSpawner(
-        user=FakeUser(username),
+        user=user or FakeUser(username),
         hub=Hub(),
         orm_spawner=orm.Spawner(
             name=servername,

@@ -8,6 +8,7 @@ from jupyterhub import orm
 from jupyterhub.objects import Hub
 from jupyterhub.spawner import SpawnException
 from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client.rest import ApiException
 from traitlets.config import Config
 
 from magnum_spawner.magnum import MagnumSpawner
@@ -152,6 +153,9 @@ async def test_home_storage_class_and_no_home():
 class FakeCoreV1:
     def __init__(self):
         self.deleted = []
+
+    async def read_namespaced_persistent_volume_claim(self, name, namespace):
+        raise ApiException(status=404, reason="Not Found")
 
     async def delete_namespaced_persistent_volume_claim(self, name, namespace):
         self.deleted.append((namespace, name))
@@ -302,7 +306,7 @@ async def test_a_tls_refusal_signs_again_and_starts_once_more(monkeypatch):
 
     from kubespawner import KubeSpawner
 
-    spawner = make()
+    spawner = make(home_volume_size=0)  # (claims: test_magnum_claims.py)
     asked, starts = [], []
 
     async def ensure(force=None, recheck=True):
@@ -324,7 +328,7 @@ async def test_a_tls_refusal_signs_again_and_starts_once_more(monkeypatch):
 async def test_other_start_failures_are_not_retried(monkeypatch):
     from kubespawner import KubeSpawner
 
-    spawner = make()
+    spawner = make(home_volume_size=0)
 
     async def ensure(force=None, recheck=True):
         assert force is None

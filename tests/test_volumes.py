@@ -18,7 +18,7 @@ from jupyterhub.spawner import SpawnException
 from magnum_spawner.common import names
 
 from .fake_cinder import FakeCinder
-from .helpers import HUB, make_spawner, spawner_for, volume_mounts
+from .helpers import HUB, make_spawner, spawner_for, user_id, volume_mounts
 from .recorded import (
     CINDER,
     DETAIL,
@@ -42,6 +42,7 @@ CREATE = f"{CINDER}/volumes"
 OURS = {
     "hub.jupyter.org/hub": HUB,
     "hub.jupyter.org/user": "alice",
+    "hub.jupyter.org/user-id": str(user_id("alice")),
     "hub.jupyter.org/managed-by": "magnum-spawner",
 }
 UNUSED = "hub.jupyter.org/unused"
@@ -111,7 +112,7 @@ async def test_a_per_user_size_callable_may_turn_volumes_off(cinder):
 
 
 async def test_start_mounts_the_volume_found_by_name(cinder):
-    serve_lists(cinder, by_name=[listed()])
+    serve_lists(cinder, by_name=[listed(metadata=OURS)])
     zun_starts(cinder)
     spawner = spawner_for()
     await spawner.start()
@@ -134,9 +135,11 @@ async def test_found_by_metadata_after_the_template_was_renamed(cinder):
     await spawner.start()
     assert volume_mounts(zun_creates(cinder)[0]) == [
         {"source": VID, "destination": "/home/alice"}]
-    by_meta = [q for q in searches(cinder) if "metadata" in q]
-    # Cinder reads the filter as a dict literal: all three keys must match
-    assert json.loads(by_meta[0]["metadata"]) == OURS
+    by_meta = [json.loads(q["metadata"]) for q in searches(cinder) if "metadata" in q]
+    # Cinder reads the filter as a dict literal: all three keys must match.
+    # First by the owner's id, then by the name of homes made before ids.
+    assert by_meta == [{k: v for k, v in OURS.items() if k != "hub.jupyter.org/user"},
+                       {k: v for k, v in OURS.items() if k != "hub.jupyter.org/user-id"}]
     assert {"name": "jhub-alice"} in searches(cinder)
     assert not cinder_requests(cinder, "POST")
 
@@ -156,6 +159,7 @@ async def test_a_volume_in_state_that_is_gone_is_forgotten_and_replaced(cinder):
     serve_lists(cinder)
     cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(id=OTHER_VID))
     cinder.reply("GET", OTHER, "cinder-volume-show-available", change=volume_change(id=OTHER_VID))
+    accept_updates(cinder)
     spawner = spawner_for()
     spawner.load_state({"home_volume_id": VID})
     mounts = await spawner.prepare_home_volume()
@@ -217,6 +221,7 @@ async def test_per_server_template_gives_a_named_server_its_own_volume(cinder):
     serve_lists(cinder, by_metadata=[listed(metadata=OURS)])  # alice's per-user volume
     cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(id=OTHER_VID))
     cinder.reply("GET", OTHER, "cinder-volume-show-available", change=volume_change(id=OTHER_VID))
+    accept_updates(cinder)
     spawner = make_spawner(servername="gpu", config={
         "hub_id": HUB, "home_volume_size": 1, "home_volume_poll_interval": 0.01,
         "home_volume_name_template": "home-{user_server}",
@@ -229,13 +234,14 @@ async def test_per_server_template_gives_a_named_server_its_own_volume(cinder):
 
 
 async def test_a_volume_that_is_being_deleted_is_awaited_then_replaced(cinder):
-    serve_lists(cinder, by_name=[listed(status="deleting")])
+    serve_lists(cinder, by_name=[listed(status="deleting", metadata=OURS)])
     cinder.m.get(VOLUME, [
         _kw(response("cinder-volume-show-available")) | {"json": _vol(status="deleting")},
         _kw(response("cinder-volume-show-404")),
     ])
     cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(id=OTHER_VID))
     cinder.reply("GET", OTHER, "cinder-volume-show-available", change=volume_change(id=OTHER_VID))
+    accept_updates(cinder)
     spawner = spawner_for()
     mounts = await spawner.prepare_home_volume()
     assert mounts[0]["source"] == OTHER_VID
@@ -274,6 +280,7 @@ async def test_waits_while_the_old_container_lets_go_of_the_volume(cinder):
     cinder.replies("GET", VOLUME, "cinder-volume-show-in-use", "cinder-volume-show-in-use",
                    ("cinder-volume-show-in-use", volume_change(status="detaching")),
                    "cinder-volume-show-after-detach")
+    accept_updates(cinder)
     spawner = spawner_for()
     spawner.load_state({"home_volume_id": VID})
     mounts = await spawner.prepare_home_volume()
@@ -287,18 +294,18 @@ async def test_a_volume_in_use_too_long_names_the_container_holding_it(cinder):
     cinder.reply("GET", VOLUME, "cinder-volume-show-in-use")
     serve_lists(cinder, by_name=[listed(metadata=OURS, status="in-use")])
     zun_starts(cinder)
-    spawner = spawner_for(home_volume_timeout=0.2)
+    spawner = spawner_for(home_volume_timeout=1.5)
     with pytest.raises(SpawnException) as info:
         await spawner.start()
     assert info.value.message == (
         f"Your home volume home-alice ({VID}) was still in-use (attached to container "
-        f"{ZUN_UUID}) after 0.2 s; try again in a minute."
+        f"{ZUN_UUID}) after 1.5 s; try again in a minute."
     )
     assert not zun_creates(cinder)
 
 
 async def test_a_volume_in_error_stops_the_start_with_its_name(cinder):
-    serve_lists(cinder, by_name=[listed(status="error")])
+    serve_lists(cinder, by_name=[listed(status="error", metadata=OURS)])
     zun_starts(cinder)
     with pytest.raises(SpawnException) as info:
         await spawner_for().start()
@@ -310,7 +317,8 @@ async def test_a_volume_in_error_stops_the_start_with_its_name(cinder):
 
 
 async def test_two_volumes_for_one_server_is_an_error_naming_both(cinder):
-    serve_lists(cinder, by_name=[listed()], by_metadata=[listed(id=OTHER_VID, metadata=OURS)])
+    serve_lists(cinder, by_name=[listed(metadata=OURS)],
+                by_metadata=[listed(id=OTHER_VID, metadata=OURS)])
     zun_starts(cinder)
     with pytest.raises(SpawnException) as info:
         await spawner_for().start()
@@ -329,6 +337,7 @@ async def test_a_same_named_volume_of_another_hub_is_never_used(cinder, caplog):
     serve_lists(cinder, by_name=[listed(metadata=theirs)])
     cinder.reply("POST", CREATE, "cinder-volume-create", change=volume_change(id=OTHER_VID))
     cinder.reply("GET", OTHER, "cinder-volume-show-available", change=volume_change(id=OTHER_VID))
+    accept_updates(cinder)
     with caplog.at_level(logging.WARNING):
         mounts = await spawner_for().prepare_home_volume()
     assert mounts[0]["source"] == OTHER_VID
@@ -347,6 +356,7 @@ async def test_a_bigger_size_extends_the_volume_at_the_next_start(cinder):
     cinder.replies("GET", VOLUME,
                    ("cinder-volume-show-available", volume_change(status="extending")),
                    ("cinder-volume-show-available", volume_change(size=3)))
+    accept_updates(cinder)
     spawner = spawner_for(home_volume_size=3)
     mounts = await spawner.prepare_home_volume()
     assert mounts[0]["source"] == VID
@@ -517,7 +527,7 @@ async def test_the_event_loop_keeps_running_during_a_slow_cinder_call(cinder):
     def slow(request, context):
         time.sleep(0.4)
         context.status_code = rec["status"]
-        return rec["body"]
+        return dict(rec["body"], volumes=[listed(metadata=OURS)])
 
     cinder.m.get(DETAIL, json=slow)
     ticks = 0
@@ -533,7 +543,8 @@ async def test_the_event_loop_keeps_running_during_a_slow_cinder_call(cinder):
         await spawner_for().prepare_home_volume()
     finally:
         task.cancel()
-    # two slow searches (metadata, name) took at least 0.8 s; the loop ran meanwhile
+    # three slow searches (owner id, user name, volume name) took at least
+    # 1.2 s; the loop ran meanwhile
     assert ticks >= 20
 
 

@@ -27,6 +27,8 @@ import re
 LABEL_PREFIX = "hub.jupyter.org/"
 LABEL_HUB = LABEL_PREFIX + "hub"
 LABEL_USER = LABEL_PREFIX + "user"
+#: the hub's user id, which a rename keeps (see owners.py)
+LABEL_USER_ID = LABEL_PREFIX + "user-id"
 LABEL_SERVER = LABEL_PREFIX + "server"
 LABEL_MANAGED_BY = LABEL_PREFIX + "managed-by"
 #: the user's choice, recorded on the container

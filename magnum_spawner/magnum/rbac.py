@@ -18,6 +18,8 @@ RULES = [
     {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "services"],
      "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+    # to record the owner's id on a claim made before ids were (claims.py)
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]},
 ]
 
 

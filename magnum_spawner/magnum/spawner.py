@@ -30,7 +30,7 @@ from ..common.answering import AnsweringMixin
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, spawn_error
 from ..common.flavors import FlavorMixin
 from . import names as kube_names
-from . import access, kubeclient, pods, rbac, stops
+from . import access, claims, kubeclient, pods, rbac, stops
 from .cluster import (
     READY_STATES,
     ClusterLink,
@@ -352,6 +352,9 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
         # KubeSpawner makes a Service per server when this is set
         self.services_enabled = self.server_access == access.NODE_PORT
 
+    def get_pvc_manifest(self):
+        return claims.mark_manifest(self, super().get_pvc_manifest())
+
     async def get_pod_manifest(self):
         pod = await super().get_pod_manifest()
         # the chosen image; ``image`` stays the operator's (the form's default)
@@ -387,6 +390,12 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
         return self._node_url
 
     # -- life cycle -------------------------------------------------------------
+
+    async def _start_once(self):
+        if await self.resolve(self.home_volume_size):
+            # which claim is this user's (a rename keeps the id, not the name)
+            await claims.own_home_claim(self)
+        return await super().start()
 
     async def start(self):
         """The pod's start in this hub's start queue, until its server answers
@@ -427,7 +436,7 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
         # a stop that did not finish: its pod goes before a new one starts
         await self._finish_stops()
         try:
-            url = await super().start()
+            url = await self._start_once()
         except Exception as e:
             if not _tls_failure(e):
                 raise
@@ -435,7 +444,7 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
                 "%s: the cluster refused the hub's TLS (%s); signing again", self._log_name, e
             )
             await self.ensure_cluster(force="the cluster's API refused the hub's TLS")
-            url = await super().start()
+            url = await self._start_once()
         return await self._reach(url)
 
     async def poll(self):
@@ -501,6 +510,8 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
     def load_state(self, state):
         super().load_state(state)
         self._unfinished = list(state.get(stops.STATE_KEY) or [])
+        # the claim the hub's record names (evidence of whose it is)
+        self._state_pvc_name = state.get("pvc_name")
 
     async def delete_forever(self):
         """The server's unfinished stops, and with ``delete_home_volume_on_delete``
@@ -518,6 +529,8 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
                           self.pvc_name)
             return
         await self.ensure_cluster(recheck=False)
+        if not await claims.may_delete(self):
+            return  # another user's (a new user with a renamed user's name)
         await exponential_backoff(
             partial(self._make_delete_pvc_request, self.pvc_name,
                     self.k8s_api_request_timeout),

@@ -211,6 +211,7 @@ class HomeVolumeSettings(Host):
             self.user.name,
             self.name or "",
             per_server(self.home_volume_name_template),
+            user_id=self.user.id,
         )
 
     # -- state ------------------------------------------------------------------

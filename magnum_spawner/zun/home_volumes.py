@@ -18,7 +18,8 @@ import time
 from jupyterhub.spawner import SpawnException
 
 from ..common.errors import CloudError, for_user, spawn_error
-from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_USER, per_server
+from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_USER, LABEL_USER_ID, per_server
+from ..common.owners import ADOPT, MINE, NOT_MINE, UNSURE, Owner, verdict
 from ..common.waiting import wait_until
 from . import progress as steps
 from .home_settings import HomeVolumeSettings
@@ -70,13 +71,44 @@ class HomeVolumeMixin(HomeVolumeSettings):
 
     # -- finding ----------------------------------------------------------------
 
-    async def _find_home_volumes(self, cinder, by_name=True):
-        """Every live volume that is this server's home, by state id, metadata, name.
+    def _recorded_volume_ids(self):
+        """Volume ids in the hub's saved state of this user's servers: the
+        hub's own record that this user (whatever the name now) mounted them."""
+        ids = {self.home_volume_id} - {None}
+        for orm_spawner in (getattr(self.user, "orm_spawners", None) or {}).values():
+            ids.add((getattr(orm_spawner, "state", None) or {}).get("home_volume_id"))
+        return ids - {None}
 
-        ``by_name=False`` leaves out volumes found only by their name (which
-        delete_forever must never touch).
+    async def _find_home_volumes(self, cinder, by_name=True):
+        """This server's home volumes, by state id, owner metadata and name.
+
+        Returns ``(found, unsure)``: the live volumes that are this user's
+        (:data:`~..common.owners.MINE` or ``ADOPT``), as ``(volume, verdict)``,
+        and those whose owner cannot be told, as ``(volume, why)``.  Volumes
+        of other users or hubs are left out.  ``by_name=False`` leaves out
+        volumes found only by their name (which delete_forever must never touch).
         """
-        found = {}
+        owner = Owner.of(self.hub_id, self.user)
+        recorded = self._recorded_volume_ids()
+        seen, found, unsure = set(), [], []
+
+        def judge(volume, how):
+            if volume["id"] in seen:
+                return
+            seen.add(volume["id"])
+            meta = volume["metadata"]
+            kind, why = verdict(meta, volume.get("created_at"), owner,
+                                recorded=volume["id"] in recorded)
+            if kind == NOT_MINE:
+                # Names are only for people: Cinder allows duplicates, and
+                # volumes are told apart by their metadata.
+                self.log.warning("Ignoring volume %s: it was found by %s but %s",
+                                 describe(volume), how, why)
+            elif kind == UNSURE:
+                unsure.append((volume, why))
+            else:
+                found.append((volume, kind))
+
         if self.home_volume_id:
             volume = await cinder.get(self.home_volume_id)
             if volume is None:
@@ -86,30 +118,44 @@ class HomeVolumeMixin(HomeVolumeSettings):
                 )
                 self.home_volume_id = None
             else:
-                found[volume["id"]] = volume
+                judge(volume, "the id in the hub's state")
         identity = self.home_volume_identity
         per_server_volume = per_server(self.home_volume_name_template)
-        search = {k: identity[k] for k in (LABEL_HUB, LABEL_USER, LABEL_MANAGED_BY)}
-        for volume in await cinder.find(metadata=search):
-            if matches_server(volume, self.name, per_server_volume):
-                found.setdefault(volume["id"], volume)
-        if not by_name:
-            return list(found.values())
-        name = self.home_volume_name
-        for volume in await cinder.find(name=name):
-            if volume["id"] in found:
-                continue
-            wrong = conflicts(volume, identity)
-            if wrong:
-                # Names are only for people: Cinder allows duplicates, and
-                # volumes are told apart by their metadata.
-                self.log.warning(
-                    "Ignoring volume %s: it is named %s but belongs elsewhere (%s)",
-                    volume["id"], name, wrong,
-                )
-                continue
-            found[volume["id"]] = volume
-        return list(found.values())
+        # By the owner's id first (a renamed user's home keeps it), then by the
+        # user name of homes made before ids were recorded.
+        for key in (LABEL_USER_ID, LABEL_USER):
+            search = {k: identity[k] for k in (LABEL_HUB, key, LABEL_MANAGED_BY)}
+            for volume in await cinder.find(metadata=search):
+                if matches_server(volume, self.name, per_server_volume):
+                    judge(volume, f"its metadata {key}")
+        if by_name:
+            name = self.home_volume_name
+            others = {k: v for k, v in identity.items() if k not in (LABEL_USER, LABEL_USER_ID)}
+            for volume in await cinder.find(name=name):
+                wrong = volume["id"] not in seen and conflicts(volume, others)
+                if wrong:
+                    self.log.warning(
+                        "Ignoring volume %s: it is named %s but belongs elsewhere (%s)",
+                        volume["id"], name, wrong,
+                    )
+                    seen.add(volume["id"])
+                    continue
+                judge(volume, f"its name {name}")
+        return found, unsure
+
+    def _unsure_error(self, unsure):
+        """Stop the start: homes that may be this user's, or an earlier one's."""
+        what = "; ".join(f"{describe(v)}: {why}" for v, why in unsure)
+        return self._volume_error(
+            "A home volume carries your name but the hub cannot tell whether it is "
+            "yours; tell your administrator, who decides whose it is (see "
+            "docs/home-volumes.md).",
+            reason="owner",
+            log_message=f"{self._log_name} (user id {self.user.id}): {what}. If it is "
+            f"this user's, set its metadata {LABEL_USER_ID}={self.user.id} and "
+            f"{LABEL_HUB}={self.hub_id}; if it is another user's, set their id; "
+            "then start again",
+        )
 
     async def _wait_gone(self, cinder, volume, deadline):
         async def gone():
@@ -302,8 +348,16 @@ class HomeVolumeMixin(HomeVolumeSettings):
         if pending is not None and not pending.done():
             self.log.info("%s: waiting for an earlier create of volume %s", self._log_name, name)
             await asyncio.wait([pending])
-        candidates = await self._find_home_volumes(cinder)
+        found, unsure = await self._find_home_volumes(cinder)
+        candidates = [v for v, _ in found]
         live = [v for v in candidates if v["status"] != "deleting"]
+        if unsure and not live:
+            # Never guess: a new empty home would hide the user's files, and
+            # someone else's would show theirs.
+            raise self._unsure_error(unsure)
+        if unsure:
+            self.log.warning("%s: using its own home volume; not %s", self._log_name,
+                             "; ".join(f"{describe(v)} ({why})" for v, why in unsure))
         if len(live) > 1:
             live = [await self._resolve_duplicates(cinder, live)]
         if live:
@@ -353,11 +407,15 @@ class HomeVolumeMixin(HomeVolumeSettings):
         mount_path = await self.resolve(self.home_mount_path)
         try:
             volume = await self._home_volume(self.cinder, int(size))
+            meta = volume["metadata"]
+            # The owner's id (a home made before ids were recorded is adopted
+            # here) and the user's present name, for the administrator.
+            wanted = {**meta, **Owner.of(self.hub_id, self.user).marks()}
             if never_mounted(volume):
                 # From now on it may hold files: never deleted as a spare.
-                await self.cinder.replace_metadata(
-                    volume["id"], {**volume["metadata"], UNUSED_KEY: "no"}
-                )
+                wanted[UNUSED_KEY] = "no"
+            if wanted != meta:
+                await self.cinder.replace_metadata(volume["id"], wanted)
         except CloudError as e:
             raise for_user(e, "prepare the home volume") from None
         self.home_volume_id = volume["id"]
@@ -382,9 +440,12 @@ class HomeVolumeMixin(HomeVolumeSettings):
                 )
             return
         cinder = self.cinder
+        found, _ = await self._find_home_volumes(cinder, by_name=False)
         identity = self.home_volume_identity
-        for volume in await self._find_home_volumes(cinder, by_name=False):
-            if not volume_made_here(volume, self.hub_id) or conflicts(volume, identity):
+        for volume, kind in found:
+            # a home made before ids were recorded goes only if its name is this user's
+            sure = kind == MINE or (kind == ADOPT and not conflicts(volume, identity))
+            if not volume_made_here(volume, self.hub_id) or not sure:
                 self.log.warning(
                     "Not deleting volume %s of %s: this hub did not make it (metadata %s)",
                     describe(volume), self._log_name, volume["metadata"],

@@ -15,6 +15,7 @@ from ..common.names import (
     LABEL_PREFIX,
     LABEL_SERVER,
     LABEL_USER,
+    LABEL_USER_ID,
     MANAGED_BY,
 )
 
@@ -273,13 +274,15 @@ def never_mounted(volume):
     return (volume.get("metadata") or {}).get(UNUSED_KEY) == "yes"
 
 
-def identity_metadata(hub_id, username, servername, per_server_volume):
+def identity_metadata(hub_id, username, servername, per_server_volume, user_id=None):
     """The metadata that identifies a home volume made by this hub.
 
     The same keys as the containers' labels; only ``managed-by`` says that this
-    software made the volume.
+    software made the volume, and ``user-id`` whose it is (a rename keeps it).
     """
     meta = {LABEL_HUB: hub_id, LABEL_USER: username, LABEL_MANAGED_BY: MANAGED_BY}
+    if user_id is not None:
+        meta[LABEL_USER_ID] = str(user_id)
     if per_server_volume:
         meta[LABEL_SERVER] = servername or ""
     return meta

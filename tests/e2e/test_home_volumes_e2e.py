@@ -6,6 +6,7 @@ local cloud's zun-compute driver mounts as a real 1 GiB ext4 file system at
 """
 
 import json
+import sqlite3
 
 import pytest
 
@@ -155,12 +156,23 @@ def test_deleting_a_user_deletes_the_volume_when_configured(hub_factory):
         cleanup(hub, "zed")
 
 
+def user_id(hub, name):
+    """The hub's id of user ``name`` (JupyterHub's REST API does not show it)."""
+    db = sqlite3.connect(f"file:{hub.workdir}/jupyterhub.sqlite?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()[0]
+    finally:
+        db.close()
+
+
 def test_a_volume_the_hub_did_not_make_is_never_deleted(hub_factory):
     hub = hub_factory("c.ZunSpawner.delete_home_volume_on_delete = True\n")
-    # an administrator prepared a volume named like alma's home, without the
+    # an administrator prepared a volume for alma, with her id but without the
     # hub's managed-by mark: the hub uses it, and never deletes it
+    hub.ensure_user("alma")
     made = hub.cloud.block_storage.create_volume(
-        name="home-alma", size=1, metadata={"hub.jupyter.org/hub": hub.hub_id},
+        name="home-alma", size=1, metadata={"hub.jupyter.org/hub": hub.hub_id,
+                                            "hub.jupyter.org/user-id": str(user_id(hub, "alma"))},
     )
     try:
         wait_for(lambda: volume_status(hub, made.id) == "available", 60, 1, "the volume")
@@ -176,3 +188,25 @@ def test_a_volume_the_hub_did_not_make_is_never_deleted(hub_factory):
         wait_for(lambda: volume_status(hub, made.id) in ("available", "error", None),
                  60, 1, "the volume to be detached")
         hub.cloud.block_storage.delete_volume(made.id, ignore_missing=True)
+
+
+def test_a_renamed_users_home_never_goes_to_a_new_user_of_the_old_name(hub):
+    # issue 17, item 1, through JupyterHub's own rename (PATCH /users/<name>)
+    try:
+        hub.start_server("rhea")
+        bobs = the_home_volume(hub, "rhea")
+        hub.stop_server("rhea")
+        r = hub.api("PATCH", "/users/rhea", json={"name": "rhoda"})
+        assert r.status_code == 200, r.text
+        # a new person signs up with the old name
+        hub.start_server("rhea")
+        theirs = hub.api("GET", "/users/rhea").json()["servers"][""]["state"]
+        assert theirs["home_volume_id"] != bobs.id, "the new rhea got the renamed user's home"
+        hub.stop_server("rhea")
+        # the renamed user still has theirs, now recorded under the new name
+        hub.start_server("rhoda")
+        state = hub.api("GET", "/users/rhoda").json()["servers"][""]["state"]
+        assert state["home_volume_id"] == bobs.id
+        assert [v.id for v in home_volumes(hub, "rhoda")] == [bobs.id]
+    finally:
+        cleanup(hub, "rhea", "rhoda")
