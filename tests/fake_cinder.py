@@ -4,8 +4,15 @@ Bodies are the recorded ones (fixtures/recorded-local; the update answer is the
 api-ref sample) with values changed.  Rules kept from the real API: names are
 not unique; ``metadata=`` filters on every key given; a new volume is
 ``creating`` at its first show and ``available`` after; a deleted one is
-``deleting`` once, then 404.  ``create_delay`` makes a create take that long
-(requests-mock answers one request at a time: others wait meanwhile).
+``deleting`` once, then 404; ``os-extend`` of a volume that is not
+``available`` is Cinder's 400 (the recorded one of a delete), an extended
+volume is ``extending`` at its first show.  ``create_delay`` makes a create take
+that long (requests-mock answers one request at a time: others wait meanwhile).
+
+``fail(method, path, *kinds)`` injects the fault proxy's faults
+(devstack/fault_proxy.py) into the next matching calls, one kind per call:
+``error`` (500, not done), ``reset`` (no answer, not done), ``lost`` (done,
+then no answer), ``late-error`` (done, then 502).
 """
 
 import ast
@@ -16,6 +23,8 @@ import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import requests
+
 from .recorded import CINDER, FIXTURES, response
 
 
@@ -25,6 +34,8 @@ class FakeCinder:
         self.creates = 0
         self.deleted = []
         self.create_delay = 0.0
+        self.faults = []  # (method, path pattern, kind), each used once
+        self.extends = 0
         self._serial = itertools.count(1)
         rec = json.loads((FIXTURES / "recorded-extra" / "cinder-v3-versions.json").read_text())
         self._versions = rec["response"]
@@ -67,7 +78,7 @@ class FakeCinder:
     def _one(handler):
         """A handler for ``/volumes/<id>``: Cinder's 404 when there is no such volume."""
         def wrapped(self, request, context):
-            vid = request.path.rsplit("/", 1)[1]
+            vid = re.search(r"/volumes/([^/]+)", request.path).group(1)
             volume = self.volumes.get(vid)
             if volume is None:
                 body = response("cinder-volume-show-404")["body"]
@@ -79,7 +90,7 @@ class FakeCinder:
     @_one
     def _show(self, request, context, vid, volume):
         body = {"volume": copy.deepcopy(volume)}
-        if volume["status"] == "creating":
+        if volume["status"] in ("creating", "extending"):
             volume["status"] = "available"
         elif volume["status"] == "deleting":
             del self.volumes[vid]
@@ -113,13 +124,53 @@ class FakeCinder:
         self.deleted.append(vid)
         return self._answer(context, "cinder-volume-delete", None)
 
+    @_one
+    def _action(self, request, context, vid, volume):
+        new_size = request.json()["os-extend"]["new_size"]
+        if volume["status"] != "available":
+            body = response("cinder-volume-delete-in-use")["body"]
+            body["badRequest"]["message"] = (
+                "Invalid volume: Volume status must be 'available' to extend, "
+                f"currently {volume['status']}.")
+            return self._answer(context, "cinder-volume-delete-in-use", body)
+        self.extends += 1
+        volume.update(status="extending", size=new_size)
+        return self._answer(context, "cinder-volume-delete", None)
+
+    def fail(self, method, path, *kinds):
+        self.faults += [(method, re.compile(path), kind) for kind in kinds]
+
+    def _faulty(self, handler):
+        def wrapped(request, context):
+            kind = None
+            for i, (method, path, k) in enumerate(self.faults):
+                if method == request.method and path.search(request.path):
+                    kind = self.faults.pop(i)[2]
+                    break
+            if kind == "reset":
+                raise requests.exceptions.ConnectionError("Connection reset by peer")
+            if kind == "error":
+                context.status_code = 500
+                return json.dumps({"computeFault": {"code": 500, "message": "injected"}})
+            answer = handler(request, context)
+            if kind == "lost":
+                raise requests.exceptions.ConnectionError("Connection reset by peer")
+            if kind == "late-error":
+                context.status_code = 502
+                context.headers["Content-Type"] = "text/plain"
+                return "Bad Gateway"
+            return answer
+        return wrapped
+
     def install(self, mocker):
         root = CINDER.split("/v3/")[0]
         mocker.get(f"{root}/v3/", json=self._versions["body"], headers=self._versions["headers"])
         volumes = re.escape(CINDER) + "/volumes"
-        mocker.get(re.compile(volumes + r"/detail"), text=self._list)
-        mocker.get(re.compile(volumes + r"/(?!detail)[^/?]+$"), text=self._show)
-        mocker.post(re.compile(volumes + r"$"), text=self._create)
-        mocker.put(re.compile(volumes + r"/[^/?]+$"), text=self._update)
-        mocker.delete(re.compile(volumes + r"/[^/?]+(\?.*)?$"), text=self._delete)
+        f = self._faulty
+        mocker.get(re.compile(volumes + r"/detail"), text=f(self._list))
+        mocker.get(re.compile(volumes + r"/(?!detail)[^/?]+$"), text=f(self._show))
+        mocker.post(re.compile(volumes + r"$"), text=f(self._create))
+        mocker.post(re.compile(volumes + r"/[^/?]+/action$"), text=f(self._action))
+        mocker.put(re.compile(volumes + r"/[^/?]+$"), text=f(self._update))
+        mocker.delete(re.compile(volumes + r"/[^/?]+(\?.*)?$"), text=f(self._delete))
         return self

@@ -241,19 +241,8 @@ class HomeVolumeMixin(HomeVolumeSettings):
             availability_zone=await self.resolve(self.home_volume_availability_zone),
         )
         self.emit(*steps.volume_creating(size))
-        try:
-            volume = await cinder.create(attrs)
-        except CloudError as e:
-            if e.status is not None:
-                raise
-            # No answer: the volume may exist all the same; never make a second.
-            self.log.warning("Create of volume %s got no answer (%s); looking it up",
-                             attrs["name"], e)
-            found = await cinder.find(metadata=self.home_volume_identity)
-            found = [v for v in found if v["name"] == attrs["name"]]
-            if len(found) != 1:
-                raise
-            volume = found[0]
+        # (a create that failed on the way is looked up, and adopted if made)
+        volume = await cinder.create(attrs, owner=self.home_volume_identity)
         self.home_volume_id = volume["id"]
         return volume
 
