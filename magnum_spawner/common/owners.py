@@ -30,6 +30,12 @@ from .names import LABEL_HUB, LABEL_USER, LABEL_USER_ID
 #: one whose owner cannot be told.
 MINE, NOT_MINE, ADOPT, UNSURE = "mine", "not-mine", "adopt", "unsure"
 
+#: What the spawn page says when a home's owner cannot be told (reason
+#: ``home-volume-owner``; the hub's log says which home and what to set).
+OWNER_SENTENCE = (
+    "A home volume carries your name but the hub cannot tell whether it is yours; "
+    "tell your administrator, who decides whose it is (see docs/home-volumes.md).")
+
 #: The hub's and the cloud's clocks may differ a little: a home counts as made
 #: before the account only by more than this.
 CLOCK_SLACK = datetime.timedelta(minutes=2)

@@ -25,11 +25,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from ..common.errors import spawn_error
 from ..common.names import LABEL_HUB, LABEL_SERVER, LABEL_USER, LABEL_USER_ID, per_server
-from ..common.owners import ADOPT, MINE, NOT_MINE, UNSURE, Owner, verdict
-
-OWNER_SENTENCE = (
-    "A home volume carries your name but the hub cannot tell whether it is yours; "
-    "tell your administrator, who decides whose it is (see docs/home-volumes.md).")
+from ..common.owners import ADOPT, MINE, NOT_MINE, OWNER_SENTENCE, UNSURE, Owner, verdict
 
 
 def owner_of(spawner):

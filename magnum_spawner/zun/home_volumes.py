@@ -19,7 +19,7 @@ from jupyterhub.spawner import SpawnException
 
 from ..common.errors import CloudError, for_user, spawn_error
 from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_USER, LABEL_USER_ID, per_server
-from ..common.owners import ADOPT, MINE, NOT_MINE, UNSURE, Owner, verdict
+from ..common.owners import ADOPT, MINE, NOT_MINE, OWNER_SENTENCE, UNSURE, Owner, verdict
 from ..common.waiting import wait_until
 from . import progress as steps
 from .home_settings import HomeVolumeSettings
@@ -147,9 +147,7 @@ class HomeVolumeMixin(HomeVolumeSettings):
         """Stop the start: homes that may be this user's, or an earlier one's."""
         what = "; ".join(f"{describe(v)}: {why}" for v, why in unsure)
         return self._volume_error(
-            "A home volume carries your name but the hub cannot tell whether it is "
-            "yours; tell your administrator, who decides whose it is (see "
-            "docs/home-volumes.md).",
+            OWNER_SENTENCE,
             reason="owner",
             log_message=f"{self._log_name} (user id {self.user.id}): {what}. If it is "
             f"this user's, set its metadata {LABEL_USER_ID}={self.user.id} and "
