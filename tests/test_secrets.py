@@ -86,7 +86,9 @@ def debug_logs():
 
 
 def full_lifecycle_cloud(cinder):
-    serve_lists(cinder, by_name=[listed()])
+    from .test_volumes import OURS  # alice's home, with her id
+
+    serve_lists(cinder, by_name=[listed(metadata=OURS)])
     zun_starts(cinder)
     cinder.reply("DELETE", DELETE, "zun-container-delete-stop-true")
     cinder.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
