@@ -155,7 +155,9 @@ class BurstHub(HubProcess):
             f"/users/{user}/server/progress")
         try:
             r = self.api("GET", path, stream=True)
-            for line in r.iter_lines(decode_unicode=True):
+            for line in r.iter_lines():
+                # (bytes: an event stream names no charset; JupyterHub's is UTF-8)
+                line = line.decode("utf-8", "replace")
                 if line and line.startswith("data:"):
                     event = json.loads(line[5:])
                     if event.get("failed") or event.get("ready"):
