@@ -404,7 +404,7 @@ async def test_a_pod_start_waits_its_turn_and_for_its_server_to_answer(monkeypat
     monkeypatch.setattr(answering, "probe", probe)
     monkeypatch.setattr(KubeSpawner, "start", kube_start)
     monkeypatch.setattr(KubeSpawner, "poll", poll)
-    spawner = make(hub_id="magnum-rush", concurrent_starts=1)
+    spawner = make(hub_id="magnum-rush", concurrent_starts=1, home_volume_size=0)
     monkeypatch.setattr(spawner, "ensure_cluster", ensure)
     await queue.enter(1)  # another student's start holds the only place
     start = asyncio.ensure_future(spawner.start())
