@@ -35,6 +35,9 @@ class FakeCinder:
         self.deleted = []
         self.create_delay = 0.0
         self.faults = []  # (method, path pattern, kind), each used once
+        #: shows a new volume stays ``creating`` (a busy cinder-volume)
+        self.creating_looks = 0
+        self._looks = {}
         self.extends = 0
         self._serial = itertools.count(1)
         rec = json.loads((FIXTURES / "recorded-extra" / "cinder-v3-versions.json").read_text())
@@ -91,7 +94,10 @@ class FakeCinder:
     def _show(self, request, context, vid, volume):
         body = {"volume": copy.deepcopy(volume)}
         if volume["status"] in ("creating", "extending"):
-            volume["status"] = "available"
+            if self._looks.get(vid, 0) > 0:
+                self._looks[vid] -= 1
+            else:
+                volume["status"] = "available"
         elif volume["status"] == "deleting":
             del self.volumes[vid]
         return self._answer(context, "cinder-volume-show-available", body)
@@ -102,6 +108,7 @@ class FakeCinder:
         sent = request.json()["volume"]
         self.creates += 1
         vid = self.add(sent["name"], sent.get("metadata"), status="creating")
+        self._looks[vid] = self.creating_looks
         body = {"volume": copy.deepcopy(self.volumes[vid])}
         return self._answer(context, "cinder-volume-create", body)
 

@@ -93,3 +93,19 @@ async def test_a_spare_delete_that_fails_on_the_way_is_not_an_error(cinder):
     cinder.fail("DELETE", ONE, "lost")
     assert await mounted() == used
     assert cinder.deleted == [spare]
+
+
+async def test_a_volume_cinder_is_slow_to_make_is_awaited_within_start_timeout(cinder):
+    # the burst on two busy cores: ten volumes at once were still "creating"
+    # after home_volume_timeout; Cinder working is progress, not a stuck volume
+    cinder.creating_looks = 15
+    vid = await mounted(home_volume_timeout=0.1, home_volume_poll_interval=0.02)
+    assert [v["id"] for v in cinder.live()] == [vid]
+    assert cinder.volumes[vid]["status"] == "available"
+
+
+async def test_a_previous_container_that_keeps_the_volume_still_times_out(cinder):
+    cinder.add(metadata=OURS, status="in-use")
+    with pytest.raises(SpawnException) as info:
+        await mounted(home_volume_timeout=0.1, home_volume_poll_interval=0.02)
+    assert "was still in-use after 0.1 s" in info.value.message

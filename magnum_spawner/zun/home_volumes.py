@@ -41,6 +41,10 @@ from .objects import (
 log = logging.getLogger(__name__)
 
 
+#: Statuses of Cinder working on the volume for us (see _wait_usable)
+MAKING = frozenset({"creating", "extending", "downloading"})
+
+
 class _Restart(Exception):
     """The volume went away while we waited: look (or create) again."""
 
@@ -178,7 +182,13 @@ class HomeVolumeMixin(HomeVolumeSettings):
             ) from None
 
     async def _wait_usable(self, cinder, volume, deadline, want_size=None):
-        """Wait until the volume is available (and at least ``want_size``)."""
+        """Wait until the volume is available (and at least ``want_size``).
+
+        ``deadline`` (home_volume_timeout) bounds waits for others: a previous
+        container letting go, a deletion.  Cinder still making or growing the
+        volume is progress, not a stuck state (a busy cinder-volume takes its
+        time): that wait is bounded by the start's own limit, start_timeout.
+        """
         read = _reader(cinder, volume)
         latest = volume
         last = None
@@ -206,11 +216,14 @@ class HomeVolumeMixin(HomeVolumeSettings):
                     "tell your administrator.",
                     reason="error",
                 )
+            if status not in MAKING and time.monotonic() > deadline:
+                raise TimeoutError
             return None
 
         try:
             return await wait_until(
-                usable, deadline=deadline, interval=self.home_volume_poll_interval
+                usable, deadline=deadline + self.start_timeout,
+                interval=self.home_volume_poll_interval,
             )
         except TimeoutError:
             where = ""
