@@ -83,7 +83,8 @@ async def test_the_next_start_deletes_an_unfinished_stops_pod_first(
         cloud, monkeypatch, no_grant):
     FakeMagnum(cloud)
     # a hub that was stopped for good after the failed stop: only the state is left
-    spawner = make(pod_name_template="server-{username}", wait_for_answer=False)
+    spawner = make(pod_name_template="server-{username}", wait_for_answer=False,
+                   home_volume_size=0)
     spawner.load_state({"unfinished_stop": [
         {"namespace": "jupyterhub", "pod": "jupyter-alice", "uid": "uid-1"}]})
     spawner.api = fake = FakePods(jupyter_alice="uid-1")
@@ -130,6 +131,10 @@ async def test_a_stop_that_works_keeps_nothing(cloud, monkeypatch, no_grant):
 class FakeClaims:
     def __init__(self):
         self.deleted = []
+
+    async def read_namespaced_persistent_volume_claim(self, name, namespace):
+        # (whose a claim is: test_magnum_claims.py)
+        raise ApiException(status=404, reason="Not Found")
 
     async def delete_namespaced_persistent_volume_claim(self, name, namespace):
         self.deleted.append(name)
