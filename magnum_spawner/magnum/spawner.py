@@ -100,8 +100,12 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
         The hub's credentials must be allowed Magnum's ``certificate:create``
         and ``certificate:get`` (by default: the cluster's creator, or admin).
 
-        One hub process talks to one cluster (KubeSpawner loads one Kubernetes
-        configuration per process).
+        One hub process talks to one cluster (KubeSpawner's clients share one
+        Kubernetes configuration per process).  In a pod or not, the hub works
+        on this cluster with the certificate Magnum signed for it
+        (:attr:`kube_user`), never with a pod's service account; KubeSpawner's
+        ``k8s_api_host``, ``k8s_api_ssl_ca_cert`` and ``k8s_api_verify_ssl`` are
+        not used.
         """,
     )
 
