@@ -7,6 +7,7 @@ from jupyterhub import orm
 
 from magnum_spawner.zun.poller import HubPoller
 
+from .fake_neutron import FakeNeutron
 from .fake_zun import FakeZun
 from .helpers import make_spawner
 
@@ -141,3 +142,18 @@ async def test_a_stopped_container_kept_for_inspection_is_not_an_orphan(cloud, z
     await full_lists(cloud, alice, 3, clock_step=400)
     assert kept not in deletes(cloud)
     assert gone in deletes(cloud)
+
+
+async def test_an_orphans_floating_ip_goes_with_it(cloud, zun, db):
+    neutron = FakeNeutron().install(cloud)
+    carols = neutron.add("magnum-spawner hub=jupyterhub container=jupyter-carol ip=0123456789ab")
+    alices = neutron.add("magnum-spawner hub=jupyterhub container=jupyter-alice ip=0123456789ab")
+    admins = neutron.add("for test")
+    alice = hub_spawner(db, "alice", cleanup_orphans=True, orphan_grace_period=600,
+                        server_access="floating_ip")
+    alice.load_state({"container_id": RUNNING_HERE, "container_name": "jupyter-alice",
+                      "floating_ip_id": alices})
+    await full_lists(cloud, alice, 3, clock_step=400)
+    assert ORPHAN in deletes(cloud)
+    assert carols not in neutron.ips
+    assert sorted(neutron.ips) == sorted([alices, admins])

@@ -6,6 +6,7 @@ with the recorded exchanges.  Values changed in memory are named where changed.
 """
 
 import asyncio
+import re
 import threading
 
 import pytest
@@ -15,17 +16,13 @@ from traitlets import TraitError
 
 from magnum_spawner.zun import objects
 
+from .fake_neutron import EXTERNAL_NET, FIPS, JSON, FakeNeutron
+from .fake_zun import LifecycleZun
 from .helpers import make_spawner
-from .recorded import CONTAINER_UUID, CREATE, DELETE, LIST_BY_NAME, NEUTRON, SHOW, sample, status
-FIPS = f"{NEUTRON}/v2.0/floatingips"
-
+from .recorded import CONTAINER_UUID, CREATE, DELETE, LIST_BY_NAME, PROJECT, SHOW, sample, status
 CREATED = sample("neutron-api-samples/floatingips/floatingip-create-response.json")["floatingip"]
 PORT = CREATED["port_id"]
-EXTERNAL_NET = CREATED["floating_network_id"]
-FIP_ID = CREATED["id"]
-FIP_ADDR = CREATED["floating_ip_address"]
-DESCRIPTION = "magnum-spawner hub=jupyterhub container=jupyter-alice"
-JSON = {"Content-Type": "application/json"}
+DESCRIPTION = "magnum-spawner hub=jupyterhub container=jupyter-alice"  # the mark
 FLOATING = {"server_access": "floating_ip", "floating_ip_network": "public"}
 
 
@@ -42,49 +39,12 @@ def on_neutron_port(body):
             entry["addr"] = CREATED["fixed_ip_address"]
 
 
-def fips_list(*ours):
-    """Neutron's list sample holding only ``ours`` (the sample's first entry)."""
-    body = sample("neutron-api-samples/floatingips/floating-ips-list-response.json")
-    first = body["floatingips"][0]
-    body["floatingips"] = [dict(first, **change) for change in ours]
-    return body
-
-
-def external_network(cloud):
-    """``public`` is looked up by id (404), then by name (the list sample, renamed)."""
-    cloud.neutron_root()
-    cloud.m.get(f"{NEUTRON}/v2.0/networks/public", status_code=404, headers=JSON, json={
-        "NeutronError": {"type": "NetworkNotFound", "detail": "",
-                         "message": "Network public could not be found."}})
-    body = sample("neutron-api-samples/networks/networks-list-response.json")
-    net = dict(body["networks"][0], name="public", id=EXTERNAL_NET)
-    net["router:external"] = True
-    cloud.m.get(f"{NEUTRON}/v2.0/networks?name=public", json={"networks": [net]})
-
-
-def created_fip(description=DESCRIPTION):
-    body = sample("neutron-api-samples/floatingips/floatingip-create-response.json")
-    body["floatingip"]["description"] = description
-    return body
-
-
-def ours_once_posted(cloud):
-    """List by description: empty until a floating IP create was sent, then ours."""
-    def answer(request, context):
-        posted = cloud.requests("POST", "floatingips")
-        return fips_list({"description": DESCRIPTION}) if posted else fips_list()
-    cloud.m.get(f"{FIPS}?description={DESCRIPTION}", json=answer)
-
-
-def runs_on_a_port(cloud, earlier_ips=()):
-    """A start: no earlier container; ``earlier_ips`` still carry our description."""
-    cloud.m.get(f"{FIPS}?description={DESCRIPTION}", [
-        {"json": fips_list(*earlier_ips)}, {"json": fips_list()}])
+def runs_on_a_port(cloud):
+    """A start: no earlier container, the new one Running on ``PORT``; Neutron's IPs."""
     cloud.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
     cloud.reply("POST", CREATE, "zun-container-create-run")
     cloud.reply("GET", SHOW, "zun-container-show-running", change=on_neutron_port)
-    external_network(cloud)
-    cloud.m.get(f"{FIPS}?port_id={PORT}", json=fips_list())
+    return FakeNeutron().install(cloud)
 
 
 def deletes_the_container(cloud, started=False):
@@ -103,85 +63,117 @@ def order(cloud):
 
 
 async def test_a_floating_ip_on_the_containers_port_is_the_servers_url(cloud):
-    runs_on_a_port(cloud)
-    cloud.m.post(FIPS, status_code=201, json=created_fip())
+    neutron = runs_on_a_port(cloud)
     spawner = make_spawner(config=FLOATING)
     url = await spawner.start()
-    assert url == f"http://{FIP_ADDR}:8888"
+    (ip,) = neutron.ips.values()
+    assert url == f"http://{ip['floating_ip_address']}:8888"
     (sent,) = cloud.requests("POST", "floatingips")
-    assert sent.json() == {"floatingip": {
-        "floating_network_id": EXTERNAL_NET, "port_id": PORT, "description": DESCRIPTION,
-    }}
+    sent = sent.json()["floatingip"]
+    assert (sent["floating_network_id"], sent["port_id"]) == (EXTERNAL_NET, PORT)
+    # the hub's mark, and this association's own token
+    assert re.fullmatch(DESCRIPTION + r" ip=[0-9a-f]{12}", sent["description"])
     # only after the container is Running (its port exists and is bound)
     calls = order(cloud)
     assert calls.index(("POST", "/v2.0/floatingips")) > calls.index(
         ("GET", f"/v1/containers/{CONTAINER_UUID}"))
     state = spawner.get_state()
-    assert (state["floating_ip_id"], state["floating_ip_address"]) == (FIP_ID, FIP_ADDR)
+    assert (state["floating_ip_id"], state["floating_ip_address"]) == (
+        ip["id"], ip["floating_ip_address"])
     # the address is the log's, not the spawn page's
-    assert not [e for e in spawner._events if FIP_ADDR in e["message"]]
+    assert not [e for e in spawner._events if ip["floating_ip_address"] in e["message"]]
 
 
 async def test_an_earlier_spawns_leaked_ip_is_released_before_the_new_one_is_made(cloud):
+    neutron = runs_on_a_port(cloud)
     # the hub died after associating an IP and before saving it: the IP stayed
-    old = {"id": "61cea855-49cb-4846-997d-801b70c71bdd", "description": DESCRIPTION,
-           "port_id": None}
-    runs_on_a_port(cloud, earlier_ips=[old])
-    cloud.m.delete(f"{FIPS}/{old['id']}", status_code=204)
-    cloud.m.post(FIPS, status_code=201, json=created_fip())
+    # (one from before association tokens, one with a token)
+    old = neutron.add(DESCRIPTION)
+    older = neutron.add(DESCRIPTION + " ip=0123456789ab")
     spawner = make_spawner(config=FLOATING)
-    assert await spawner.start() == f"http://{FIP_ADDR}:8888"
+    await spawner.start()
+    assert old not in neutron.ips and older not in neutron.ips
     calls = order(cloud)
-    assert calls.index(("DELETE", f"/v2.0/floatingips/{old['id']}")) < calls.index(
+    assert calls.index(("DELETE", f"/v2.0/floatingips/{old}")) < calls.index(
         ("POST", "/v2.0/floatingips"))
+    assert list(neutron.ips) == [spawner.floating_ip_id]
 
 
 async def test_stop_releases_the_floating_ip_before_deleting_the_container(cloud):
-    cloud.neutron_root()
-    cloud.m.get(f"{FIPS}?description={DESCRIPTION}",
-                json=fips_list({"description": DESCRIPTION}))
-    cloud.m.delete(f"{FIPS}/{FIP_ID}", status_code=204)
+    neutron = FakeNeutron().install(cloud)
+    ours = neutron.add(DESCRIPTION + " ip=0123456789ab", port_id=PORT)
     deletes_the_container(cloud)
     spawner = make_spawner(config=FLOATING)
     spawner.load_state({"container_id": CONTAINER_UUID, "container_name": "jupyter-alice",
-                        "floating_ip_id": FIP_ID, "floating_ip_address": FIP_ADDR})
+                        "floating_ip_id": ours, "floating_ip_address": "172.24.4.1"})
     await spawner.stop()
     calls = order(cloud)
     # the port (and with it the IP's association) goes with the container
-    assert calls.index(("DELETE", f"/v2.0/floatingips/{FIP_ID}")) < calls.index(
+    assert calls.index(("DELETE", f"/v2.0/floatingips/{ours}")) < calls.index(
         ("DELETE", f"/v1/containers/{CONTAINER_UUID}"))
+    assert neutron.ips == {}
     assert "floating_ip_id" not in spawner.get_state()
 
 
-async def test_a_floating_ip_the_state_lost_is_still_found_by_its_description(cloud):
-    cloud.neutron_root()
+async def test_a_floating_ip_the_state_lost_is_still_found_by_its_mark(cloud):
+    neutron = FakeNeutron().install(cloud)
     # the IP's container is long gone: Neutron shows it with no port
-    cloud.m.get(f"{FIPS}?description={DESCRIPTION}",
-                json=fips_list({"description": DESCRIPTION, "port_id": None}))
-    cloud.m.delete(f"{FIPS}/{FIP_ID}", status_code=204)
+    lost = neutron.add(DESCRIPTION + " ip=0123456789ab")
+    # look-alikes the hub did not make for this server: all stay
+    others = [
+        neutron.add("magnum-spawner hub=jupyterhub container=jupyter-alice2 ip=0123456789ab"),
+        neutron.add("magnum-spawner hub=other container=jupyter-alice"),
+        neutron.add(DESCRIPTION + " (kept by the admin)"),
+        neutron.add("for test"),
+    ]
     cloud.reply("GET", LIST_BY_NAME, "zun-containers-list-empty")
     spawner = make_spawner(config=FLOATING)
     await spawner.stop()
-    assert len(cloud.requests("DELETE", f"floatingips/{FIP_ID}")) == 1
+    assert lost not in neutron.ips
+    assert sorted(neutron.ips) == sorted(others)
+    # only the hub's own project is listed (an admin's token sees every project's)
+    (listed,) = cloud.requests("GET", "floatingips")
+    assert listed.qs == {"project_id": [PROJECT]}
 
 
 async def test_a_retried_start_reuses_the_ip_already_on_the_port(cloud):
-    runs_on_a_port(cloud)
-    cloud.m.get(f"{FIPS}?port_id={PORT}", json=fips_list({"description": DESCRIPTION}))
+    neutron = runs_on_a_port(cloud)
+    ours = neutron.add(DESCRIPTION + " ip=0123456789ab", port_id=PORT)
     spawner = make_spawner(config=FLOATING)
-    assert await spawner.start() == f"http://{FIP_ADDR}:8888"
+    cloud.m.get(re.compile(r"floatingips\?project_id"), json={"floatingips": []})
+    assert await spawner.start() == f"http://{neutron.ips[ours]['floating_ip_address']}:8888"
     assert cloud.requests("POST", "floatingips") == []
 
 
+async def test_an_administrators_ip_on_the_port_is_used_and_never_released(cloud, caplog):
+    neutron = runs_on_a_port(cloud)
+    spawner = make_spawner(config=FLOATING)
+    hers = neutron.add("the admin's address for alice's demo")
+
+    def associate_hers(request, context):
+        # the administrator puts her IP on the new container's port
+        neutron.ips[hers]["port_id"] = PORT
+        context.status_code = 200
+        return {"floatingips": [neutron.ips[hers]]}
+
+    cloud.m.get(f"{FIPS}?port_id={PORT}", json=associate_hers)
+    assert await spawner.start() == f"http://{neutron.ips[hers]['floating_ip_address']}:8888"
+    assert cloud.requests("POST", "floatingips") == []
+    assert "not made by the hub" in caplog.text
+    deletes_the_container(cloud)
+    await spawner.stop()
+    assert hers in neutron.ips
+    assert cloud.requests("DELETE", "floatingips") == []
+
+
 async def test_neutrons_refusal_fails_the_start_with_its_reason_and_leaves_nothing(cloud):
-    runs_on_a_port(cloud)
+    neutron = runs_on_a_port(cloud)
     message = (f"External network {EXTERNAL_NET} is not reachable from subnet "
                f"a3162b3e-2f02-432e-a18c-78fe2774d026.  Therefore, cannot associate "
                f"Port {PORT} with a Floating IP.")  # neutron_lib ExternalGatewayForFloatingIPNotFound
     cloud.m.post(FIPS, status_code=404, headers=JSON,
                  json={"NeutronError": {"type": "ExternalGatewayForFloatingIPNotFound",
                                         "message": message, "detail": ""}})
-    cloud.m.get(f"{FIPS}?description={DESCRIPTION}", json=fips_list())
     deletes_the_container(cloud, started=True)
     spawner = make_spawner(config=FLOATING)
     with pytest.raises(SpawnException) as e:
@@ -189,50 +181,94 @@ async def test_neutrons_refusal_fails_the_start_with_its_reason_and_leaves_nothi
     assert e.value.message == f"Could not give the server a floating IP: {message}"
     assert len(cloud.requests("DELETE", CONTAINER_UUID)) == 1
     assert spawner.container_id is None
+    assert neutron.ips == {}
 
 
 async def test_a_create_with_no_answer_releases_what_neutron_may_have_made(cloud):
-    runs_on_a_port(cloud)
-    cloud.m.post(FIPS, exc=requests.exceptions.ConnectionError("connection reset"))
-    ours_once_posted(cloud)  # Neutron did make it before the connection broke
-    cloud.m.delete(f"{FIPS}/{FIP_ID}", status_code=204)
+    neutron = runs_on_a_port(cloud)
+
+    def made_then_reset(request, context):
+        # Neutron did make it before the connection broke
+        neutron.add(request.json()["floatingip"]["description"], PORT)
+        raise requests.exceptions.ConnectionError("connection reset")
+
+    cloud.m.post(FIPS, text=made_then_reset)
     deletes_the_container(cloud, started=True)
     spawner = make_spawner(config=FLOATING)
     with pytest.raises(SpawnException):
         await spawner.start()
-    assert len(cloud.requests("DELETE", f"floatingips/{FIP_ID}")) == 1
+    assert neutron.ips == {}
     calls = order(cloud)
-    assert calls.index(("DELETE", f"/v2.0/floatingips/{FIP_ID}")) < calls.index(
-        ("DELETE", f"/v1/containers/{CONTAINER_UUID}"))
+    assert calls.index(("DELETE", "/v2.0/floatingips/f1f1f1f1-0000-4000-8000-000000000001")
+                       ) < calls.index(("DELETE", f"/v1/containers/{CONTAINER_UUID}"))
 
 
-async def test_a_start_cancelled_during_the_create_releases_the_ip_when_it_arrives(cloud):
-    runs_on_a_port(cloud)
-    posted, answer = threading.Event(), threading.Event()
+def slow_first_ip_create(spawner, monkeypatch):
+    """Neutron takes its time over the first floating IP create: it makes the IP
+    when ``answer`` is set.  (The wait is in the request's thread: requests-mock
+    answers one request at a time, and the other calls must go on meanwhile.)"""
+    network = spawner.neutron.conn.network
+    create_ip = network.create_ip
+    sent, answer = threading.Event(), threading.Event()
 
-    def slow_create(request, context):
-        posted.set()
-        answer.wait(10)
-        context.status_code = 201
-        return created_fip()
+    def slow(**attrs):
+        if not sent.is_set():
+            sent.set()
+            answer.wait(10)
+        return create_ip(**attrs)
 
-    cloud.m.post(FIPS, json=slow_create)
-    ours_once_posted(cloud)
-    cloud.m.delete(f"{FIPS}/{FIP_ID}", status_code=204)
-    spawner = make_spawner(config=FLOATING)
+    monkeypatch.setattr(network, "create_ip", slow)
+    return sent, answer
+
+
+async def cancel_during_the_ip_create(spawner, monkeypatch):
+    sent, answer = slow_first_ip_create(spawner, monkeypatch)
     start = asyncio.ensure_future(spawner.start())
-    while not posted.is_set():
+    while not sent.is_set():
         await asyncio.sleep(0.01)
     start.cancel()  # JupyterHub's start timeout
     with pytest.raises(asyncio.CancelledError):
         await start
+    return answer
+
+
+async def released(cloud, count):
+    for _ in range(500):
+        if len(cloud.requests("DELETE", "floatingips")) >= count:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_a_start_cancelled_during_the_create_releases_the_ip_when_it_arrives(
+        cloud, monkeypatch):
+    neutron = runs_on_a_port(cloud)
+    spawner = make_spawner(config=FLOATING)
+    answer = await cancel_during_the_ip_create(spawner, monkeypatch)
     assert cloud.requests("DELETE", "floatingips") == []
     answer.set()  # Neutron answers after all: the IP exists now
-    for _ in range(500):
-        if cloud.requests("DELETE", f"floatingips/{FIP_ID}"):
-            break
-        await asyncio.sleep(0.01)
-    assert len(cloud.requests("DELETE", f"floatingips/{FIP_ID}")) == 1
+    await released(cloud, 1)
+    assert neutron.ips == {}
+
+
+async def test_a_late_answer_of_a_cancelled_start_releases_only_its_own_ip(cloud, monkeypatch):
+    """Start #1 is cancelled while Neutron is slow; JupyterHub stops the server;
+    start #2 succeeds with its own IP; then Neutron answers #1.  #2's IP, with
+    the same server's mark, stays: the running server remains reachable."""
+    neutron = runs_on_a_port(cloud)
+    first = make_spawner(config=FLOATING)
+    slow = await cancel_during_the_ip_create(first, monkeypatch)
+    deletes_the_container(cloud)
+    await first.stop()
+    cloud.reply("GET", SHOW, "zun-container-show-running", change=on_neutron_port)
+    second = make_spawner(config=FLOATING)
+    url = await second.start()
+    mine = second.floating_ip_id
+    slow.set()  # Neutron answers #1 at last
+    await released(cloud, 1)
+    await asyncio.sleep(0.2)
+    assert list(neutron.ips) == [mine]
+    assert url == f"http://{neutron.ips[mine]['floating_ip_address']}:8888"
+    assert len(cloud.requests("DELETE", "floatingips")) == 1
 
 
 async def test_with_fixed_ips_no_neutron_call_is_made(cloud):
@@ -287,3 +323,24 @@ def test_the_port_is_read_from_the_chosen_network():
     assert objects.container_port(container, "net-b") == "port-b"
     assert objects.container_port(container) == "port-a"
     assert objects.container_port({"addresses": {}}) is None
+
+
+async def test_a_hub_killed_after_the_association_leaves_no_ip_once_poll_removes_the_container(
+        cloud, fast_janitor):
+    """The hub was killed after the IP was associated and before start() returned:
+    nothing was saved.  The restarted hub's poll removes the container, and with
+    it the IP (not only at this server's next start)."""
+    zun = LifecycleZun().install(cloud.m)
+    neutron = FakeNeutron().install(cloud)
+    uuid = zun.server("jupyter-alice", "Running")
+    made = neutron.add(DESCRIPTION + " ip=0123456789ab", port_id=PORT)
+    someone_elses = neutron.add("magnum-spawner hub=jupyterhub container=jupyter-bob ip=1")
+    spawner = make_spawner(config=FLOATING)  # the restarted hub's: no state
+    assert await spawner.poll() == 0
+    for _ in range(250):
+        if uuid not in zun.containers:
+            break
+        await asyncio.sleep(0.02)
+    assert uuid not in zun.containers
+    assert made not in neutron.ips
+    assert someone_elses in neutron.ips

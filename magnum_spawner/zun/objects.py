@@ -362,9 +362,26 @@ def describe(volume):
 MAX_DESCRIPTION = 255
 
 
-def description(hub_id, container_name):
-    """The description that marks a floating IP as this server's (exact match)."""
-    return f"magnum-spawner hub={hub_id} container={container_name}"[:MAX_DESCRIPTION]
+#: `` ip=`` and the token of one association (:func:`description`)
+_ATTEMPT_ROOM = 4 + 16
+
+
+def description(hub_id, container_name, attempt=None):
+    """The description of a floating IP this hub makes for a container.
+
+    Without ``attempt``: the *mark* every such IP of the container carries.
+    With it: one association's own description (the mark, then ``ip=<attempt>``),
+    so that a late release of one start never touches another start's IP.
+    """
+    mark = f"magnum-spawner hub={hub_id} container={container_name}"
+    mark = mark[:MAX_DESCRIPTION - _ATTEMPT_ROOM]
+    return f"{mark} ip={attempt}" if attempt else mark
+
+
+def made_for(ip_description, mark):
+    """Whether a floating IP's description says the hub made it under ``mark``."""
+    text = ip_description or ""
+    return text == mark or text.startswith(mark + " ip=")
 
 
 def container_port(container, network=None):

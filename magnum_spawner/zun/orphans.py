@@ -9,8 +9,9 @@ nor in a server of this process (a start still in flight has not saved its
 state yet).  It is deleted only after it has been an orphan in every full list
 for ``grace`` seconds: one glance never deletes.
 
-Only containers, and only this hub's: volumes are never touched (a home volume
-outlives its containers by design), nor anything of another hub.
+Only containers (and the floating IPs the hub made for them), and only this
+hub's: volumes are never touched (a home volume outlives its containers by
+design), nor anything of another hub.
 """
 
 import asyncio
@@ -20,6 +21,7 @@ import weakref
 
 from ..common.errors import CloudError
 from ..common.names import MANAGED_BY
+from .objects import description
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class OrphanReconciler:
         #: uuid -> loop time it was first seen as an orphan (in a row)
         self.orphan_since = {}
         self.deleted = []
+        #: the hub's floating IP client when servers get floating IPs
+        self.floating_ips = None
 
     @classmethod
     def attach(cls, poller, grace):
@@ -130,6 +134,9 @@ class OrphanReconciler:
                 self.hub_id, now - since[record["uuid"]],
             )
             try:
+                if self.floating_ips is not None:
+                    # the IP first: once the container is gone nothing names it
+                    await self.floating_ips.release(description(self.hub_id, record["name"]))
                 await self.client.delete(record["uuid"])
             except CloudError as e:
                 log.warning("Could not delete orphan container %s: %s", record["uuid"], e)

@@ -10,12 +10,16 @@ floating address.  The IP is released before the container is deleted (stop, a
 failed start, a cancelled start), so none is ever left allocated to nobody.
 
 Every floating IP the spawner makes carries a description naming the hub and the
-container (:func:`description`): a stop finds them by it even when the state was
-lost or the answer to the create never arrived.
+container, and one association's token (:func:`description`): a stop finds them
+by it even when the state was lost or the answer to the create never arrived,
+and deletes nothing the hub did not make (an IP already on the port is used,
+never released).  A cancelled start's late answer releases its own IP only.
 
 Neutron's calls are in ``neutron``, the pure helpers (description, port,
 ``exposed_ports``) in ``objects``.
 """
+
+import secrets
 
 from traitlets import Integer, List, TraitError, Unicode, Union, validate
 
@@ -55,8 +59,10 @@ class ReachabilityMixin(Host):
           route to the tenant network (a stock DevStack: the hub is on the host,
           the containers behind a Neutron router).  The floating IP is released
           before the container is deleted, on stop and on a failed or cancelled
-          start.  Each server takes one floating IP of the project's quota
-          (Neutron's default quota is 50).
+          start.  A floating IP already on the port (an administrator's) is
+          used and never released: the hub deletes only IPs it made.  Each
+          server takes one floating IP of the project's quota (Neutron's
+          default quota is 50).
 
         The server's port must also be open to the hub: see :attr:`exposed_ports`.
         Example: ``c.ZunSpawner.server_access = "floating_ip"``.
@@ -119,7 +125,8 @@ class ReachabilityMixin(Host):
         return FloatingIPs.shared(self.cloud_context(), self.api_workers)
 
     @property
-    def floating_ip_description(self):
+    def floating_ip_mark(self):
+        """What every floating IP the hub makes for this server's container carries."""
         return description(self.hub_id, self.container_name_in_state or self.container_name)
 
     def exposed_ports_for_body(self):
@@ -148,11 +155,19 @@ class ReachabilityMixin(Host):
                 "no floating IP can be associated with it",
                 service="neutron",
             )
+        name = self.container_name_in_state or self.container_name
         ip = await self.neutron.associate(
             network=self.floating_ip_network,
             port_id=port_id,
-            description=self.floating_ip_description,
+            mark=description(self.hub_id, name),
+            # this association's own: a late release of it touches nothing else
+            description=description(self.hub_id, name, secrets.token_hex(6)),
         )
+        if not ip["ours"]:
+            self.log.warning(
+                "%s: port %s already has floating IP %s (%r), not made by the hub: "
+                "using it, never releasing it", self._log_name, port_id,
+                ip["floating_ip_address"], ip["description"])
         self.floating_ip_id = ip["id"]
         self.floating_ip_address = ip["floating_ip_address"]
         self.log.info(
@@ -165,9 +180,7 @@ class ReachabilityMixin(Host):
         """Release this server's floating IP(s); a no-op with fixed IPs."""
         if self.server_access != FLOATING_IP and not self.floating_ip_id:
             return
-        released = await self.neutron.release(
-            self.floating_ip_description, self.floating_ip_id
-        )
+        released = await self.neutron.release(self.floating_ip_mark, self.floating_ip_id)
         if released:
             self.log.info("%s: released floating IP %s", self._log_name, ", ".join(released))
         self.floating_ip_id = None

@@ -25,7 +25,7 @@ from ..common.waiting import wait_until
 from .home_volumes import HomeVolumeMixin
 from .orphans import OrphanReconciler, state_strings
 from .poller import GONE, LISTED, QUIET, HubPoller
-from .reachability import ReachabilityMixin
+from .reachability import FLOATING_IP, ReachabilityMixin
 from .removals import RemovalMixin
 
 
@@ -413,7 +413,10 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
         )
         if self.cleanup_orphans:
             # this server's containers are never orphans, saved state or not
-            OrphanReconciler.attach(poller, self.orphan_grace_period).spawners.add(self)
+            reconciler = OrphanReconciler.attach(poller, self.orphan_grace_period)
+            reconciler.spawners.add(self)
+            if self.server_access == FLOATING_IP:
+                reconciler.floating_ips = self.neutron
         return poller
 
     def hub_db_session(self):
@@ -483,7 +486,9 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
             if self.server is not None:
                 # The hub thinks a server is here but none was recorded: a start
                 # that never finished (a hub killed mid-create, a cancelled
-                # start) may have left one.  It is no one's: remove it.
+                # start) may have left one, and a floating IP.  No one's: remove them.
+                if not self._spawn_pending:
+                    await self._release_ip()
                 await self._sweep()
             return 0
         try:
