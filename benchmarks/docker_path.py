@@ -90,7 +90,7 @@ def main():
             except Exception as e:  # noqa: BLE001 - report, go on deleting
                 print(f"delete {uid}: {e}", file=sys.stderr)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
-    print(f"create -> Running, image pulled first (one per host): "
+    print("create -> Running, image pulled first (one per host): "
           + ", ".join(f"{t:.1f} s" for t in cold))
     print(f"create -> Running, image present: median {statistics.median(warm):.1f} s, "
           f"min {min(warm):.1f}, max {max(warm):.1f} (n={len(warm)})")
