@@ -89,14 +89,23 @@ function create_jupyterhub_accounts {
     "${_JH_ADMIN[@]}" user set --password "$_jh_password" "$user_id"
     $xtrace
     get_or_add_user_project_role member "$user_id" "$project_id" >/dev/null
-    set +o xtrace
     # the secret is shown only at creation: make a new credential on every stack
-    _jupyterhub_as_user application credential delete "$JUPYTERHUB_APP_CREDENTIAL" \
-        >/dev/null 2>&1 || true
+    _jupyterhub_delete_credential
+    set +o xtrace
     # `-f value` prints the columns in the command's (sorted) order: id, secret
     cred=$(_jupyterhub_as_user application credential create "$JUPYTERHUB_APP_CREDENTIAL" \
         --description "magnum-spawner DevStack hub" -f value -c id -c secret)
     write_jupyterhub_clouds_yaml "${cred%%$'\n'*}" "${cred#*$'\n'}"
+    $xtrace
+}
+
+function _jupyterhub_delete_credential {
+    local xtrace _jh_password
+    xtrace=$(set +o | grep xtrace)
+    set +o xtrace
+    _jh_password=${JUPYTERHUB_OS_PASSWORD:-$(cat "$JUPYTERHUB_STATE_DIR/os_password" 2>/dev/null)}
+    _jupyterhub_as_user application credential delete "$JUPYTERHUB_APP_CREDENTIAL" \
+        >/dev/null 2>&1 || true
     $xtrace
 }
 
@@ -317,7 +326,9 @@ function cleanup_jupyterhub_cloud {
             "user and credential: these could not be deleted: ${left//$'\n'/, }"
         return 0
     fi
-    # Keystone deletes a user's application credentials with the user
+    # The credential by its user (Keystone's own delete, with its roles), then
+    # the user: the user's bulk delete relies on the database's cascades.
+    _jupyterhub_delete_credential
     "${_JH_ADMIN[@]}" user delete --domain default "$JUPYTERHUB_OS_USER" 2>/dev/null || true
     "${_JH_ADMIN[@]}" project delete --domain default "$JUPYTERHUB_PROJECT" 2>/dev/null || true
 }

@@ -318,6 +318,11 @@ def test_unstack_after_zun_stopped_still_removes_the_project_and_all_in_it(devst
     # the attached home volume is detached in Cinder (Zun cannot any more),
     # without polling its status
     assert not [c for c in calls if " volume show " in c]
+    # the credential is deleted by its user before the user goes (Keystone's
+    # bulk delete with a user leans on database cascades)
+    (cred,) = [i for i, c in enumerate(calls) if "application credential delete" in c]
+    assert "--os-username jupyterhub" in calls[cred]
+    assert cred < next(i for i, c in enumerate(calls) if " user delete " in c)
     delete_project = calls.index("openstack --os-cloud devstack-admin project delete "
                                  "--domain default jupyterhub")
     assert delete_project == len(calls) - 1
