@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""A tiny read-only Neutron for the local cloud (stdlib only).
+"""A tiny Neutron for the local cloud (stdlib only), mostly read-only.
+
+It writes only what the DevStack plugin's phases need (networks, subnets,
+routers, quotas; see ``Handler._network_call``).
 
 Zun asks Neutron for a network when a container is created without ``nets``
 (``zun.network.neutron.NeutronAPI.get_available_network``: first
@@ -21,8 +24,10 @@ Usage: neutron_stub.py [--host 127.0.0.1] [--port 9696] [--containers-dir DIR]
 """
 
 import hashlib
+import ipaddress
 import json
 import os
+import uuid
 from urllib.parse import parse_qsl, urlsplit
 
 import neutron_ports
@@ -247,6 +252,77 @@ class Handler(stub_server.JSONHandler):
                 return self._not_found("%s %s" % (coll, ident))
         return self._not_found(rest)
 
+    # Writes, only what the DevStack plugin's phases need (tests/e2e/
+    # test_devstack_plugin_e2e.py): networks, subnets and routers are made,
+    # joined and deleted; quotas are accepted.  What the stub was started with
+    # cannot be deleted (409, as Neutron answers for what is in use).
+    def _body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def _network_call(self, method):
+        """POST networks/subnets/routers, PUT router interfaces and quotas,
+        DELETE what was made; False when the path is none of these."""
+        parts = urlsplit(self.path).path.strip("/").split("/")[1:]
+        if not parts or parts[0] not in ("networks", "subnets", "routers", "quotas"):
+            return False
+        if method == "POST" and len(parts) == 1 and parts[0] != "quotas":
+            self._create(parts[0])
+        elif method == "PUT" and parts[0] == "quotas" and len(parts) == 2:
+            self._send(200, self._body())
+        elif method == "PUT" and parts[0] == "routers" and len(parts) == 3 and parts[2] in (
+                "add_router_interface", "remove_router_interface"):
+            self._send(200, {"id": parts[1], "tenant_id": PROJECT_ID,
+                             "subnet_id": self._body().get("subnet_id"),
+                             "port_id": str(uuid.uuid4())})
+        elif method == "DELETE" and len(parts) == 2 and parts[0] != "quotas":
+            self._delete(parts[0], parts[1])
+        else:
+            self._unsupported()
+        return True
+
+    def _create(self, coll):
+        templates = {
+            "networks": dict(NETWORK, subnets=[], shared=False, is_default=False),
+            "subnets": dict(SUBNET, allocation_pools=[]),
+            "routers": {"status": "ACTIVE", "admin_state_up": True, "routes": [],
+                        "external_gateway_info": None, "description": "",
+                        "created_at": CREATED, "updated_at": CREATED, "revision_number": 1},
+        }
+        single = coll[:-1]
+        item = dict(templates[coll], id=str(uuid.uuid4()), name="", tags=[])
+        item.update(self._body()[single])
+        item["tenant_id"] = item.setdefault("project_id", PROJECT_ID)
+        if coll == "subnets":
+            cidr = ipaddress.ip_network(item["cidr"], strict=False)
+            item["ip_version"] = cidr.version
+            if not item.get("gateway_ip"):  # Neutron's default: the first address
+                item["gateway_ip"] = str(cidr[1])
+            for network in COLLECTIONS["networks"]:
+                if network["id"] == item["network_id"]:
+                    network["subnets"].append(item["id"])
+        COLLECTIONS[coll].append(item)
+        self._send(201, {single: item})
+
+    def _delete(self, coll, ident):
+        items = COLLECTIONS[coll]
+        for item in items:
+            if item["id"] != ident:
+                continue
+            if item in (NETWORK, SUBNET):
+                return self._send(409, {"NeutronError": {
+                    "type": "InUse", "message": "%s %s is in use" % (coll, ident),
+                    "detail": ""}})
+            items.remove(item)
+            # a network's subnets go with it; a subnet leaves its network
+            COLLECTIONS["subnets"][:] = [
+                s for s in COLLECTIONS["subnets"] if s["network_id"] != item["id"]]
+            for network in COLLECTIONS["networks"]:
+                if item["id"] in network["subnets"]:
+                    network["subnets"].remove(item["id"])
+            return self._send(204, None)
+        self._not_found(self.path)
+
     def do_HEAD(self):  # noqa: N802
         self.send_response(200)
         self.send_header("Content-Length", "0")
@@ -277,13 +353,13 @@ class Handler(stub_server.JSONHandler):
         return self._not_found(path)
 
     def do_POST(self):  # noqa: N802
-        self._port_call("POST")
+        self._network_call("POST") or self._port_call("POST")
 
     def do_PUT(self):  # noqa: N802
-        self._port_call("PUT")
+        self._network_call("PUT") or self._port_call("PUT")
 
     def do_DELETE(self):  # noqa: N802
-        self._port_call("DELETE")
+        self._network_call("DELETE") or self._port_call("DELETE")
 
 
 def add_options(parser):
