@@ -5,6 +5,7 @@ import pytest
 import requests_mock
 
 from magnum_spawner.common import answering, cloud as cloud_context
+from magnum_spawner.common.admission import StartQueue
 from magnum_spawner.zun.janitor import Janitor
 
 from .recorded import CINDER_ROOT, FIXTURES, KEYSTONE, RecordedCloud
@@ -45,6 +46,8 @@ def servers_answer(monkeypatch):
     async def answers(url, timeout):
         return True
     monkeypatch.setattr(answering, "probe", answers)
+    # each test its own start queues: a start a test abandons keeps its place
+    StartQueue._queues.clear()
 
 
 @pytest.fixture
