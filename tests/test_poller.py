@@ -309,3 +309,21 @@ async def test_the_first_poller_freezes_the_heap_once(cloud, zun, monkeypatch):
     HubPoller.stop_all()
     await other.poll()
     assert freezes == [1]
+
+
+async def test_the_first_start_freezes_the_heap_before_any_cloud_call(cloud, monkeypatch):
+    """A burst of starts comes before the first poll: the heap JupyterHub built is
+    frozen at the first start, once (benchmarks/spawn_burst_gc.py measures why)."""
+    import gc
+
+    from .fake_zun import LifecycleZun
+    LifecycleZun().install(cloud.m)
+    monkeypatch.setattr(poller_mod, "_heap_frozen", False)
+    freezes = []
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(len(cloud.m.request_history)))
+    await make_spawner("ada", config={"hub_gc_freeze": False}).start()
+    assert freezes == []
+    calls = len(cloud.m.request_history)
+    await make_spawner("bob").start()
+    await make_spawner("cy").start()
+    assert freezes == [calls]

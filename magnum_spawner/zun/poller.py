@@ -50,6 +50,25 @@ LISTED = "listed"  # the record is what the lists say
 QUIET = "quiet"  # not listed as needing action since it was created
 
 
+_heap_frozen = False
+
+
+def freeze_heap_once(enabled):
+    """Freeze the hub's heap at its first start (``ZunSpawner.hub_gc_freeze``).
+
+    A burst of starts comes before the first poll: without this, the first full
+    collection of the burst walks every object JupyterHub has made (a ~250 ms
+    stall at 200 starts, ``benchmarks/spawn_burst_gc.py``).  Once per process:
+    each freeze keeps what is garbage by then out of reach for good.
+    """
+    global _heap_frozen
+    if enabled and not _heap_frozen:
+        _heap_frozen = True
+        gc.freeze()
+        log.info("Froze %d objects of the hub's heap at its first start (hub_gc_freeze)",
+                 gc.get_freeze_count())
+
+
 class HubPoller:
     _instances = {}
 

@@ -214,13 +214,15 @@ class ZunHost(Host):
         True,
         config=True,
         help="""
-        When the hub-wide poll loop starts (the hub's first poll: JupyterHub has
-        loaded every user and server by then), move every object that exists into
-        the garbage collector's permanent generation (``gc.freeze()``).  A full
-        collection then looks only at what is newer; without it, one full
-        collection of a hub holding thousands of servers stalls every request
-        for 0.4-2 s on a small machine (``benchmarks/poller_at_scale.py``).  The
-        cost: a reference cycle among those start-up objects that becomes garbage
+        At the hub's first start and when the hub-wide poll loop starts (its
+        first poll; JupyterHub has loaded every user and server by then), move
+        every object that exists into the garbage collector's permanent
+        generation (``gc.freeze()``).  A full collection then looks only at what
+        is newer; without it, one full collection of a hub holding thousands of
+        servers stalls every request for 0.4-2 s on a small machine
+        (``benchmarks/poller_at_scale.py``), and one early in a burst of 200
+        starts for ~250 ms of CPU (``benchmarks/spawn_burst_gc.py``).  The cost:
+        a reference cycle among those start-up objects that becomes garbage
         later is never collected (until the hub restarts).
         """,
     )

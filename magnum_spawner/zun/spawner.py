@@ -24,7 +24,7 @@ from ..common.flavors import FlavorMixin
 from ..common.waiting import wait_until
 from .home_volumes import HomeVolumeMixin
 from .orphans import OrphanReconciler, state_strings
-from .poller import GONE, LISTED, QUIET, HubPoller
+from .poller import GONE, LISTED, QUIET, HubPoller, freeze_heap_once
 from .reachability import FLOATING_IP, ReachabilityMixin
 from .removals import RemovalMixin
 
@@ -212,6 +212,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
             **fields))
 
     async def start(self):
+        freeze_heap_once(self.hub_gc_freeze)  # before a burst of starts, not after
         self._request_id = metrics.new_request_id()
         metrics.REQUEST_ID.set(self._request_id)  # this task's context only
         started = asyncio.get_running_loop().time()
