@@ -96,6 +96,7 @@ def prepare(cdir, ca, api_port, slot, nodes, opts):
                                 net, proxy, cluster_cidr, node['name']))
         nodenet.setup(net)
         kubenode.make_mount_namespace(files, [cdir.file('volume-mounts')])
+        kubenode.make_cgroups(kubenode.cgroup_root(net))
 
 
 def _wait_socket(path, proc_alive, timeout=30):

@@ -40,7 +40,8 @@ class NodeFiles(object):
         self.run = '/run/mlc-%s-%d' % (cluster_uuid.replace('-', '')[:8],
                                        index)
         self.containerd_root = os.path.join(self.path, 'containerd')
-        self.kubelet_root = os.path.join(self.path, 'kubelet')
+        # short: the kubelet's unix sockets live under it (108 bytes)
+        self.kubelet_root = os.path.join(self.run, 'kubelet')
         self.cni_conf = os.path.join(self.path, 'cni')
         self.socket = os.path.join(self.run, 'containerd.sock')
 
@@ -263,6 +264,23 @@ def _pids_in_cgroup_tree(root):
             except OSError:
                 pass
     return pids
+
+
+def make_cgroups(root):
+    """The kubelet's cgroup root in every v1 hierarchy (it must exist);
+    cpuset's needs its parent's CPUs and memory nodes."""
+    for h in os.listdir('/sys/fs/cgroup'):
+        base = os.path.join('/sys/fs/cgroup', h)
+        if not os.path.isdir(base) or os.path.islink(base):
+            continue
+        path = base + root
+        os.makedirs(path, exist_ok=True)
+        for name in ('cpuset.cpus', 'cpuset.mems'):
+            if os.path.exists(os.path.join(path, name)):
+                with open(os.path.join(base, name)) as f:
+                    value = f.read().strip()
+                with open(os.path.join(path, name), 'w') as f:
+                    f.write(value)
 
 
 def remove_cgroups(root):
