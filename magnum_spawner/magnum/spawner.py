@@ -31,6 +31,7 @@ from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, 
 from ..common.flavors import FlavorMixin
 from . import names as kube_names
 from . import access, claims, kubeclient, pods, rbac, stops
+from . import progress as steps
 from .cluster import (
     READY_STATES,
     ClusterLink,
@@ -393,13 +394,31 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
             ) from None
         return self._node_url
 
+    # -- the spawn page's progress -------------------------------------------------
+
+    async def progress(self):
+        """The pod's events (KubeSpawner's) as plain steps (:mod:`.progress`),
+        each said once, with a bar that only moves forward."""
+        percent, said = 0, None
+        async for event in super().progress():
+            raw = event.get("raw_event")
+            found = steps.step(raw) if raw else None
+            if found is None:
+                continue
+            step_percent, words = found
+            if step_percent is not None:
+                percent = max(percent, step_percent)
+            if words != said:
+                said = words
+                yield {"progress": percent, "message": words}
+
     # -- life cycle -------------------------------------------------------------
 
     async def _start_once(self):
         if await self.resolve(self.home_volume_size):
             # which claim is this user's (a rename keeps the id, not the name)
             await claims.own_home_claim(self)
-        return await super().start()
+        return await self._start_kube_pod()
 
     async def start(self):
         """The pod's start in this hub's start queue, until its server answers
@@ -450,6 +469,26 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
             await self.ensure_cluster(force="the cluster's API refused the hub's TLS")
             url = await self._start_once()
         return await self._reach(url)
+
+    async def _start_kube_pod(self):
+        """KubeSpawner's start, ended at once when the pod's events say its image
+        cannot be pulled (the kubelet would retry until ``start_timeout``): the
+        pod is removed and the spawn page gets the event's sentence."""
+        started = asyncio.ensure_future(super().start())
+        while True:
+            done, _ = await asyncio.wait([started], timeout=1)
+            if done:
+                return started.result()
+            failed = next((e for e in self.events if steps.image_failure(e)), None)
+            if failed is not None:
+                break
+        started.cancel()
+        await asyncio.gather(started, return_exceptions=True)
+        await self.stop(now=True)
+        raise spawn_error(
+            steps.failure(failed), reason="image", status_code=500,
+            log_message=f"{self._log_name}: {failed.get('reason')}: {failed.get('message')}",
+        )
 
     async def poll(self):
         try:

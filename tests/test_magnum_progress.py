@@ -1,0 +1,152 @@
+"""The spawn page on the Magnum path: the pod's events as plain steps.
+
+The events are real ones (``tests/fixtures/recorded-local/kube-events-*.json``:
+kube-scheduler and kubelet 1.20 with containerd, on the local cloud's real
+nodes), read through KubeSpawner's own ``progress()`` (its event reflector is
+replaced by the recorded list) as JupyterHub reads them.
+"""
+
+import asyncio
+import json
+import pathlib
+
+import pytest
+
+from magnum_spawner.magnum import progress as steps
+from magnum_spawner.magnum import spawner as magnum_spawner
+
+from .test_magnum_spawner import make
+
+RECORDED = pathlib.Path(__file__).parent / "fixtures" / "recorded-local"
+
+
+def recorded(name):
+    return json.loads((RECORDED / f"kube-events-{name}.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def fresh_link():
+    magnum_spawner.reset_link()
+    yield
+    magnum_spawner.reset_link()
+
+
+class Reflector:
+    def __init__(self, events):
+        self.events = events
+
+
+async def watch(events, monkeypatch):
+    """progress() of a spawner whose pod has ``events`` (as the hub reads it)."""
+    spawner = make("ada")
+    spawner.slow_spawn_message_threshold = 0
+
+    async def no_watch(*args, **kwargs):
+        return None
+
+    monkeypatch.setattr(spawner, "_start_watching_events", no_watch)
+    key = spawner._get_reflector_key("events")
+    reflector = Reflector([])
+    monkeypatch.setitem(type(spawner).reflectors, key, reflector)
+    for event in events:
+        event["involvedObject"]["name"] = spawner.pod_name
+    spawner._start_future = asyncio.get_running_loop().create_future()
+    seen = []
+
+    async def read():
+        async for event in spawner.progress():
+            seen.append(event)
+
+    reader = asyncio.ensure_future(read())
+    # the events arrive while the page listens
+    for event in events:
+        reflector.events.append(event)
+        await asyncio.sleep(0)
+    await asyncio.sleep(1.1)
+    spawner._start_future.set_result(None)
+    await asyncio.wait_for(reader, 5)
+    return seen
+
+
+def assert_forward(events):
+    percents = [e["progress"] for e in events]
+    assert percents == sorted(percents), percents
+
+
+async def test_a_start_with_a_pull_reads_as_plain_steps(monkeypatch):
+    events = await watch(recorded("pulled"), monkeypatch)
+    words = [e["message"] for e in events]
+    assert words[0] == "A machine was found for your server"
+    assert words[1] == "Downloading the software image"
+    assert words[2].startswith("The software image is downloaded (in ")
+    assert words[-2:] == ["Your server is set up; starting it", "Your server is running"]
+    assert_forward(events)
+    assert events[-1]["progress"] == steps.STARTED
+    # no raw Kubernetes wording reaches the page
+    assert not any("[Normal]" in w or "Successfully" in w for w in words)
+
+
+async def test_an_image_already_on_the_node_says_so(monkeypatch):
+    events = await watch(recorded("present"), monkeypatch)
+    words = [e["message"] for e in events]
+    assert "The software image is already on the machine" in words
+    assert "Downloading the software image" not in words
+    assert_forward(events)
+
+
+async def test_a_missing_image_is_a_sentence_naming_it(monkeypatch):
+    raw = recorded("missing-image")
+    image = next(e["message"] for e in raw if e["reason"] == "Pulling").split('"')[1]
+    events = await watch(raw, monkeypatch)
+    failures = [e["message"] for e in events if "could not" in e["message"]
+                or "does not exist" in e["message"]]
+    assert failures, [e["message"] for e in events]
+    assert image in failures[0]
+    assert_forward(events)
+    # the bar does not pretend the server is on its way
+    assert events[-1]["progress"] < steps.PULLED
+
+
+async def test_an_unschedulable_pod_says_no_machine_has_room(monkeypatch):
+    events = await watch(recorded("unschedulable"), monkeypatch)
+    assert events, "no event on the page"
+    assert events[0]["message"].startswith("No machine has room for your server yet (")
+    assert "Insufficient memory" in events[0]["message"]
+    assert events[0]["progress"] == 0
+
+
+def test_repeated_warnings_are_said_once():
+    raw = recorded("missing-image")
+    said = [steps.step(e) for e in raw + raw]
+    assert all(s is None or isinstance(s[1], str) for s in said)
+
+
+async def test_a_missing_image_ends_the_start_at_once_and_removes_the_pod(monkeypatch):
+    from jupyterhub.spawner import SpawnException
+    from kubespawner import KubeSpawner
+
+    raw = recorded("missing-image")
+    image = next(e["message"] for e in raw if e["reason"] == "Pulling").split('"')[1]
+    spawner = make("ada", home_volume_size=0)
+    key = spawner._get_reflector_key("events")
+    for event in raw:
+        event["involvedObject"]["name"] = spawner.pod_name
+    monkeypatch.setitem(type(spawner).reflectors, key, Reflector(raw))
+    stopped = []
+
+    async def ensure(force=None, recheck=True):
+        return None
+
+    async def kube_start(self):
+        await asyncio.sleep(3600)  # the kubelet retries the pull until start_timeout
+
+    async def kube_stop(self, now=False):
+        stopped.append(now)
+
+    monkeypatch.setattr(spawner, "ensure_cluster", ensure)
+    monkeypatch.setattr(KubeSpawner, "start", kube_start)
+    monkeypatch.setattr(KubeSpawner, "stop", kube_stop)
+    with pytest.raises(SpawnException) as e:
+        await asyncio.wait_for(spawner.start(), 10)
+    assert image in e.value.message
+    assert stopped == [True]
