@@ -205,7 +205,8 @@ def make_mount_namespace(files, shared_dirs=()):
     seen in it as they change on the machine (the claims' mounts)."""
     for d in shared_dirs:
         os.makedirs(d, exist_ok=True)
-        if not os.path.ismount(d):
+        # (a bind mount on the same filesystem is no os.path.ismount)
+        if d not in mounts_under([d]):
             subprocess.run(['mount', '--bind', d, d], check=True)
         subprocess.run(['mount', '--make-shared', d], check=True)
     path = mount_namespace(files)
@@ -248,9 +249,14 @@ def mounts_under(prefixes):
 
 
 def unmount_under(prefixes):
-    for point in mounts_under(prefixes):
-        subprocess.run(['umount', '-l', point], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    """Unmount everything under ``prefixes`` (stacked mounts too)."""
+    for _ in range(10):
+        points = mounts_under(prefixes)
+        if not points:
+            return
+        for point in points:
+            subprocess.run(['umount', '-l', point], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
 
 
 def _pids_in_cgroup_tree(root):
