@@ -116,23 +116,40 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
     #: container it may have made (Zun records it before answering; a reset
     #: connection can hide a commit made a moment later).
     lost_create_window = 10.0
+    #: Creates sent at most, each only after a look by name found nothing of the
+    #: one before (a 5xx or reset on the way to Zun, as in the fault burst).
+    create_attempts = 3
 
     async def _create(self, body, deadline):
-        """Create once; without a clear answer, find what the request made.
+        """Create; without a clear answer, find what the request made.
 
         A 4xx means Zun made nothing.  A 5xx (a proxy's 504, say) or no answer
         at all may hide a container that exists: look it up by name and adopt
-        it rather than sending the create again.
+        it.  Only when the look shows nothing after ``lost_create_window`` is
+        the create sent again (``create_attempts`` in all, within the deadline):
+        never a second container.
         """
         name = body["name"]
-        try:
-            return await self.zun.create(body, run=True)
-        except CloudError as e:
-            if not is_transient(e):
-                raise
-            lost = e
-        self.log.warning("Create of %s got no clear answer (%s); looking it up", name, lost)
+        for attempt in range(1, self.create_attempts + 1):
+            try:
+                return await self.zun.create(body, run=True)
+            except CloudError as e:
+                if not is_transient(e):
+                    raise
+                lost = e
+            self.log.warning("Create of %s got no clear answer (%s); looking it up",
+                             name, lost)
+            found = await self._made_by(name, deadline)
+            if found is not None:
+                self.log.info("Create of %s had made container %s", name, found["uuid"])
+                return found
+            if attempt == self.create_attempts or time.monotonic() >= deadline - 1:
+                raise lost
+            self.log.info("Create of %s made nothing; sending it again (try %d of %d)",
+                          name, attempt + 1, self.create_attempts)
 
+    async def _made_by(self, name, deadline):
+        """This server's container ``name`` if a create made it, else None."""
         async def made():
             try:
                 return (await self._find_ours(name)) or None
@@ -143,11 +160,9 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
 
         until = min(deadline, time.monotonic() + self.lost_create_window)
         try:
-            found = await wait_until(made, deadline=until, interval=0.5)
+            return (await wait_until(made, deadline=until, interval=0.5))[0]
         except TimeoutError:
-            raise lost from None
-        self.log.info("Create of %s had made container %s", name, found[0]["uuid"])
-        return found[0]
+            return None
 
     async def _find_ours(self, name):
         """This server's containers named ``name``, oldest first."""
