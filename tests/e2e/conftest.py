@@ -339,26 +339,79 @@ class LocalCloud:
 
         wait_for(gone, timeout, 1, f"container {uuid} to be deleted")
 
-    def remove_hub_leftovers(self, hub_id):
-        """Delete a test hub's containers, then its home volumes.
+    def wait_containers_gone(self, hub_id, timeout, keep=()):
+        """Wait (at most ``timeout`` s) until a hub's containers are gone, but ``keep``."""
+        def gone():
+            return not [c for c in self.containers(**{"hub.jupyter.org/hub": hub_id})
+                        if c["uuid"] not in keep]
+        try:
+            wait_for(gone, timeout, 2, f"the containers of {hub_id} to be gone")
+        except AssertionError:
+            pass
 
-        Tests must not fill the project's quota (10 volumes by default) for the
-        tests after them.
+    def remove_hub_leftovers(self, hub_id, keep=(), remove_leaks=True, settle=30):
+        """Delete what a test hub or spawner left, and return what its spawner
+        should not have left, one sentence each.
+
+        Call it once every server was stopped through the spawner (the containers
+        in ``keep`` are servers a test left running on purpose).  Expected, and
+        deleted quietly (the project's quota is small): those containers, and one
+        home volume per user and server, detached.  Leaks: any other container of
+        the hub still there after ``settle`` s, a volume still attached once the
+        containers are gone, a second home volume.  With ``remove_leaks`` False the
+        leaks stay, for the project's inventory to show them.
         """
-        for c in self.containers(**{"hub.jupyter.org/hub": hub_id}):
+        label = {"hub.jupyter.org/hub": hub_id}
+        self.wait_containers_gone(hub_id, settle, keep)
+        leaks, leaked = [], set()
+        for c in self.containers(**label):
+            if c["uuid"] not in keep:
+                leaks.append(f"container {c['uuid']} ({c['name']}, {c['status']})")
+                leaked.add(c["uuid"])
+            if c["uuid"] not in leaked or remove_leaks:
+                self._try(self.delete_container, c["uuid"])
+        homes = {}
+        for volume in self.volumes(**label):
+            meta = volume.metadata or {}
+            if meta.get("hub.jupyter.org/managed-by") != "magnum-spawner":
+                continue  # not made by the spawner (a test's own): the test's to delete
             try:
-                self.delete_container(c["uuid"])
-            except Exception as e:
-                print(f"leftover container {c['uuid']}: {e}")
-        for volume in self.volumes(**{"hub.jupyter.org/hub": hub_id}):
-            try:
-                wait_for(
-                    lambda vid=volume.id: self.volume_status(vid) != "in-use",
-                    60, 1, f"volume {volume.id} to be detached",
-                )
-                self.block_storage.delete_volume(volume.id, ignore_missing=True)
-            except Exception as e:
-                print(f"leftover volume {volume.id}: {e}")
+                wait_for(lambda vid=volume.id: self.volume_status(vid) in (
+                    "available", "error", "deleting", None),
+                    60 if remove_leaks or not leaked else 0, 1, "a detach")
+            except AssertionError:
+                pass
+            status = self.volume_status(volume.id)
+            if status in ("deleting", None):
+                continue  # a test's own clean-up
+            owner = (meta.get("hub.jupyter.org/user"), meta.get("hub.jupyter.org/server", ""))
+            if status not in ("available", "error"):
+                leaks.append(f"volume {volume.id} ({volume.name}) still {status} "
+                             "after its servers stopped")
+            elif owner in homes:
+                leaks.append(f"volume {volume.id} ({volume.name}): a second home of "
+                             f"{owner[0]}/{owner[1]} beside {homes[owner]}")
+            else:
+                homes[owner] = volume.id
+                self._try(self.delete_volume, volume.id)
+                continue
+            if remove_leaks:
+                self._try(self.delete_volume, volume.id)
+        return leaks
+
+    def delete_volume(self, volume_id, timeout=60):
+        """Delete a volume once it is detached (openstacksdk)."""
+        wait_for(lambda: self.volume_status(volume_id) not in ("in-use", "attaching",
+                                                              "detaching", "reserved"),
+                 timeout, 1, f"volume {volume_id} to be detached")
+        self.block_storage.delete_volume(volume_id, ignore_missing=True)
+
+    @staticmethod
+    def _try(delete, what):
+        try:
+            delete(what)
+        except Exception as e:
+            print(f"could not delete {what}: {e}")
 
     def close(self):
         if self._sdk is not None:
@@ -561,9 +614,15 @@ class HubProcess:
         self.stop_hub()
         self.start()
 
-    def shutdown(self):
-        """Stop every server of this hub, the hub and the proxy."""
-        if self.proc is not None and self.proc.poll() is None:
+    def shutdown(self, remove_leaks=True):
+        """Stop every server of this hub, the hub and the proxy; delete what is left.
+
+        Returns what the spawner left once its servers were stopped (see
+        ``LocalCloud.remove_hub_leftovers``), one sentence each; a second call
+        returns nothing new.
+        """
+        running = self.proc is not None and self.proc.poll() is None
+        if running:
             try:
                 for user in self.api("GET", "/users").json():
                     for name in list(user.get("servers", {})):
@@ -573,6 +632,8 @@ class HubProcess:
                 ), 120, 1, "servers to stop")
             except Exception as e:  # still stop the processes
                 print(f"hub shutdown: {e}")
+            # the hub's own clean-up (its janitor's retries) gets its time
+            self.cloud.wait_containers_gone(self.hub_id, 60)
         self.stop_hub()
         pid_file = self.workdir / "proxy.pid"
         if pid_file.exists():
@@ -580,7 +641,11 @@ class HubProcess:
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
             except (ProcessLookupError, ValueError):
                 pass
-        self.cloud.remove_hub_leftovers(self.hub_id)
+        # a hub that was not running could not stop its servers: their containers
+        # are not the spawner's leaks
+        keep = () if running else {
+            c["uuid"] for c in self.cloud.containers(**{"hub.jupyter.org/hub": self.hub_id})}
+        return self.cloud.remove_hub_leftovers(self.hub_id, keep, remove_leaks, settle=0)
 
     def log_tail(self, lines=60):
         try:
@@ -684,12 +749,19 @@ class HubProcess:
                                   timeout)
 
 
+def fail_on_leaks(whose, leaks):
+    """Fail the test whose teardown had to delete what the spawner left."""
+    if leaks:
+        pytest.fail(f"{whose} left in the cloud, after every server was stopped "
+                    f"(the harness deleted it): {'; '.join(leaks)}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def hub(local_cloud, tmp_path_factory):
     h = HubProcess(tmp_path_factory.mktemp("hub"), local_cloud)
     h.start()
     yield h
-    h.shutdown()
+    fail_on_leaks("the session hub", h.shutdown())
 
 
 @pytest.fixture
@@ -703,8 +775,10 @@ def hub_factory(local_cloud, tmp_path):
         return h
 
     yield make
+    leaks = []
     for h in started:
-        h.shutdown()
+        leaks += h.shutdown()
+    fail_on_leaks("this test's hubs", leaks)
 
 
 @pytest.fixture
@@ -739,5 +813,9 @@ def local_spawner(local_cloud):
         return spawner
 
     yield make
+    leaks = []
     for spawner in made:
-        local_cloud.remove_hub_leftovers(spawner.hub_id)
+        # a server the test left running is the harness's to remove
+        keep = {spawner.container_id} if spawner.container_id else ()
+        leaks += local_cloud.remove_hub_leftovers(spawner.hub_id, keep)
+    fail_on_leaks("this test's spawners", leaks)
