@@ -29,7 +29,7 @@ def test_a_burst_with_faults_and_a_hub_crash_orphans_nothing(local_cloud, capsys
     assert report["succeeded"] + report["failed_clear"] + report["failed_unclear"] == spawns
     assert report["failed_unclear"] == 0, report["unclear_messages"]
     assert report["orphans_after_burst"] == []
-    assert report["orphans_after_stop"] == []
+    assert report["containers_left"] == []
     assert report["volumes_lost"] == 0
     assert report["volumes_duplicated"] == 0
     # faults were really injected, and most spawns still got through
