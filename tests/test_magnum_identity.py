@@ -141,3 +141,22 @@ def test_a_killed_hubs_key_is_removed_by_the_next_start(tmp_path):
         assert os.path.isdir(alive.path) and other.is_dir()
     finally:
         alive.remove()
+
+
+def test_a_stale_directory_another_hub_removes_meanwhile_is_passed_over(tmp_path, monkeypatch):
+    # Two hubs starting at once: the other removes a dead hub's directory
+    # between this one's listing and its look at the entry.
+    gone = tmp_path / f"{credentials.PREFIX}999999999-x"
+    gone.mkdir()
+    kept = tmp_path / f"{credentials.PREFIX}999999998-y"
+    kept.mkdir()
+    real_scandir = os.scandir
+
+    def listing_then_removal(path):
+        entries = list(real_scandir(path))
+        os.rmdir(gone)
+        return iter(entries)
+
+    monkeypatch.setattr(credentials.os, "scandir", listing_then_removal)
+    credentials.remove_stale(str(tmp_path))  # no FileNotFoundError
+    assert not kept.exists()

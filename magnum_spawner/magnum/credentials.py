@@ -129,10 +129,14 @@ def remove_stale(parent):
         return
     for entry in entries:
         owner = _OWNED.match(entry.name)
-        if not owner or not entry.is_dir(follow_symlinks=False):
-            continue
-        pid = int(owner.group(1))
-        if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _running(pid):
+        pid = int(owner.group(1)) if owner else None
+        try:
+            # another hub starting at the same time may remove it meanwhile
+            if (pid is None or not entry.is_dir(follow_symlinks=False)
+                    or entry.stat(follow_symlinks=False).st_uid != os.getuid()
+                    or _running(pid)):
+                continue
+        except OSError:
             continue
         log.info("Removing %s, left by hub process %d that no longer runs",
                  entry.path, pid)
