@@ -416,6 +416,9 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
 
     async def _start_once(self):
         if await self.resolve(self.home_volume_size):
+            # the claim's size comes from the user's choice, which KubeSpawner
+            # loads only in its own _start (after this)
+            await self.load_user_options()
             # which claim is this user's (a rename keeps the id, not the name)
             await claims.own_home_claim(self)
         return await self._start_kube_pod()
