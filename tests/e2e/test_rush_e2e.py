@@ -26,10 +26,10 @@ def steps(hub, user):
 
 
 def test_a_rush_waits_in_order_a_second_click_joins_and_a_cancel_leaves(hub_factory):
-    # slow_spawn_timeout 0: each click is answered 202 at once, so ben is still
+    # slow_spawn_timeout (a tornado setting) 0.01: each click is answered 202 at once, so ben is still
     # waiting for his turn when he clicks again, however fast the machine
     hub = hub_factory("c.ZunSpawner.concurrent_starts = 1\n"
-                      "c.JupyterHub.slow_spawn_timeout = 0\n")
+                      "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0.01}\n")
     first, second, third = "rush-ann", "rush-ben", "rush-cat"
     try:
         for user in (first, second, third):
