@@ -12,8 +12,10 @@ here is registered in it (names start with ``magnum_spawner_``):
   ``unreachable`` / ``error`` when no answer came.
 - ``poller_cycle_seconds{kind,result}``: one list of the hub-wide poller
   (``kind`` full or action; ``result`` ok or error).
-- ``poller_staleness_seconds{hub}``: age of the poller's last complete list.
-- ``containers{hub,status}``: this hub's containers by Zun status, as the
+- ``poller_staleness_seconds{hub,place}``: age of the poller's last complete
+  list; ``place`` names the places it lists for (``ZunSpawner.places``, joined
+  with ``+`` when they share a project; ``default`` with one place).
+- ``containers{hub,place,status}``: this hub's containers by Zun status, as the
   poller last listed them.
 - ``spawn_failures_total{cause}``: failed starts by the cause the user was
   shown (quota, timeout, cloud, container-error, ...).
@@ -195,42 +197,43 @@ class _PollerCollector:
             f"{PREFIX}_poller_staleness_seconds",
             "Seconds since the hub-wide poller's last complete list started "
             "(+Inf before the first)",
-            labels=["hub"],
+            labels=["hub", "place"],
         )
         containers = GaugeMetricFamily(
             f"{PREFIX}_containers",
             "This hub's containers by Zun status, as the poller last listed them",
-            labels=["hub", "status"],
+            labels=["hub", "place", "status"],
         )
         now = time.monotonic()  # the clock of asyncio's loop.time()
         with self.lock:
             pollers = list(self.pollers)
         for poller in self.current(pollers):
-            hub = str(poller.hub_id)
+            hub, place = str(poller.hub_id), poller.place_label
             updated = poller.updated_at
-            staleness.add_metric([hub], now - updated if updated is not None else float("inf"))
+            staleness.add_metric([hub, place], now - updated if updated is not None else float("inf"))
             counts = {}
             for record in list(poller.containers.values()):
                 if record is not None:
                     status = record.get("status") or "unknown"
                     counts[status] = counts.get(status, 0) + 1
             for status, n in sorted(counts.items()):
-                containers.add_metric([hub, status], n)
+                containers.add_metric([hub, place, status], n)
         yield staleness
         yield containers
 
     @staticmethod
     def current(pollers):
-        """The running poller of each hub, the latest when there are several: a
-        stopped one (a reset, a new client) lives on until it is collected, and
-        two samples of one series fail the whole scrape."""
+        """The running poller of each hub and place, the latest when there are
+        several: a stopped one (a reset, a new client) lives on until it is
+        collected, and two samples of one series fail the whole scrape."""
         best = {}
         for poller in pollers:
             if poller._task is None:
                 continue
-            seen = best.get(str(poller.hub_id))
+            key = (str(poller.hub_id), poller.place_label)
+            seen = best.get(key)
             if seen is None or (poller.updated_at or 0) >= (seen.updated_at or 0):
-                best[str(poller.hub_id)] = poller
+                best[key] = poller
         return list(best.values())
 
     def describe(self):

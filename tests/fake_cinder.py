@@ -29,7 +29,9 @@ from .recorded import CINDER, FIXTURES, response
 
 
 class FakeCinder:
-    def __init__(self):
+    def __init__(self, base=CINDER):
+        #: the project's Cinder endpoint, as the catalog names it
+        self.base = base
         self.volumes = {}  # id -> volume, in creation order
         self.creates = 0
         self.deleted = []
@@ -170,9 +172,9 @@ class FakeCinder:
         return wrapped
 
     def install(self, mocker):
-        root = CINDER.split("/v3/")[0]
+        root = self.base.split("/v3/")[0]
         mocker.get(f"{root}/v3/", json=self._versions["body"], headers=self._versions["headers"])
-        volumes = re.escape(CINDER) + "/volumes"
+        volumes = re.escape(self.base) + "/volumes"
         f = self._faulty
         mocker.get(re.compile(volumes + r"/detail"), text=f(self._list))
         mocker.get(re.compile(volumes + r"/(?!detail)[^/?]+$"), text=f(self._show))

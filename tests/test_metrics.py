@@ -83,10 +83,14 @@ async def test_poller_cycles_staleness_and_containers_by_status(cloud):
     assert await poller.wait_first_load(5)
     assert value("magnum_spawner_poller_cycle_seconds_count", kind="full",
                  result="ok") == before + 1
-    assert value("magnum_spawner_containers", hub="jupyterhub", status="Running") == 2
-    assert value("magnum_spawner_containers", hub="jupyterhub", status="Stopped") == 1
-    assert value("magnum_spawner_containers", hub="jupyterhub", status="Error") == 1
-    assert 0 <= value("magnum_spawner_poller_staleness_seconds", hub="jupyterhub") < 5
+    assert value("magnum_spawner_containers", hub="jupyterhub", place="default",
+                 status="Running") == 2
+    assert value("magnum_spawner_containers", hub="jupyterhub", place="default",
+                 status="Stopped") == 1
+    assert value("magnum_spawner_containers", hub="jupyterhub", place="default",
+                 status="Error") == 1
+    assert 0 <= value("magnum_spawner_poller_staleness_seconds", hub="jupyterhub",
+                      place="default") < 5
 
 
 async def test_a_replaced_poller_leaves_one_sample_per_series(cloud):
@@ -107,7 +111,8 @@ async def test_a_replaced_poller_leaves_one_sample_per_series(cloud):
              if 'hub="jupyterhub"' in line]
     series = [line.rsplit(" ", 1)[0] for line in lines]
     assert len(series) == len(set(series)) == 2, lines  # staleness, Running
-    assert value("magnum_spawner_containers", hub="jupyterhub", status="Running") == 2
+    assert value("magnum_spawner_containers", hub="jupyterhub", place="default",
+                 status="Running") == 2
 
 
 async def test_a_failed_start_is_counted_by_the_cause_the_user_saw(cloud):

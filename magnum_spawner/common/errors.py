@@ -229,7 +229,16 @@ def spawn_error(message, *, reason, status_code=500, log_message=None):
 
 
 def for_user(error, action):
-    """A :class:`CloudError` met while trying to ``action`` as a plain sentence."""
+    """A :class:`CloudError` met while trying to ``action`` as a plain sentence.
+
+    The error stays on it as ``cloud_error`` (what a quota refusal names).
+    """
+    failure = _for_user(error, action)
+    failure.cloud_error = error
+    return failure
+
+
+def _for_user(error, action):
     log_message = f"{action}: {error}"
     if isinstance(error, (CloudConfigError, AuthenticationFailed)):
         return spawn_error(

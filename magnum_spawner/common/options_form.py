@@ -24,11 +24,15 @@ def _template():
     return _env.get_template("options_form.html")
 
 
-def render(offer):
-    """The form's HTML for an :class:`~.choice.Offer`, or "" when there is no choice."""
-    if len(offer.flavors) <= 1 and len(offer.images) <= 1:
+def render(offer, place_note=None):
+    """The form's HTML for an :class:`~.choice.Offer`, or "" when there is no choice.
+
+    ``place_note``: a sentence saying where the server will run (several places).
+    """
+    if len(offer.flavors) <= 1 and len(offer.images) <= 1 and not place_note:
         return ""
     return _template().render(
+        place_note=place_note,
         flavors=list(offer.flavors.values()),
         default_flavor=offer.default_flavor,
         images=list(offer.images.values()),
@@ -47,7 +51,9 @@ async def render_options_form(spawner):
     apply_overrides = getattr(spawner, "apply_group_overrides", None)
     if apply_overrides is not None:
         await apply_overrides()
-    return render(await spawner.flavor_offer())
+    place_note = getattr(spawner, "place_note", None)
+    note = await place_note() if place_note is not None else None
+    return render(await spawner.flavor_offer(), note)
 
 
 def options_from_form(form_data):

@@ -32,6 +32,7 @@ def _as_dict(volume):
         "attachments": list(volume.attachments or []),
         "multiattach": bool(volume.is_multiattach),
         "created_at": volume.created_at or "",
+        "availability_zone": volume.availability_zone,
     }
 
 

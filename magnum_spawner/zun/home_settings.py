@@ -195,6 +195,10 @@ class HomeVolumeSettings(Host):
         """The hub's shared Cinder client for this spawner's cloud settings."""
         return CinderVolumes.shared(self.cloud_context(), self.api_workers)
 
+    async def home_zone(self):
+        """The Cinder availability zone of a new home (None: Cinder's choice)."""
+        return await self.resolve(self.home_volume_availability_zone)
+
     @property
     def home_volume_name(self):
         return volume_name(

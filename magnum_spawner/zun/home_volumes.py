@@ -249,7 +249,7 @@ class HomeVolumeMixin(HomeVolumeSettings):
             + (f" (server {self.name})" if self.name else "")
             + f" on hub {self.hub_id}",
             volume_type=await self.resolve(self.home_volume_type),
-            availability_zone=await self.resolve(self.home_volume_availability_zone),
+            availability_zone=await self.home_zone(),
         )
         self.emit(*steps.volume_creating(size))
         # (a create that failed on the way is looked up, and adopted if made)

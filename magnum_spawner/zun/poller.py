@@ -97,6 +97,8 @@ class HubPoller:
         self._sleep = asyncio.sleep
         #: called with the slim records after each complete full list
         self.after_full = []
+        #: the names of the places (ZunSpawner.places) this poller lists for
+        self.places = set()
         metrics.track_poller(self)
 
     @classmethod
@@ -142,6 +144,11 @@ class HubPoller:
             self._task = None
 
     # -- the periods ------------------------------------------------------------
+
+    @property
+    def place_label(self):
+        """The metrics' ``place`` label: the places this list serves."""
+        return "+".join(sorted(self.places)) or "default"
 
     @property
     def period(self):

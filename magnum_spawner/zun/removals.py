@@ -37,7 +37,10 @@ class RemovalMixin(ZunHost):
         known = {(e["id"], e["name"]) for e in self.to_remove}
         for entry in state.get("to_remove") or []:
             if (entry.get("id"), entry.get("name")) not in known:
-                self.to_remove.append({"id": entry.get("id"), "name": entry.get("name")})
+                kept = {"id": entry.get("id"), "name": entry.get("name")}
+                if entry.get("place") is not None:
+                    kept["place"] = entry["place"]
+                self.to_remove.append(kept)
 
     def clear_state(self):
         # JupyterHub clears the state after every stop (even a failed one) and
@@ -60,27 +63,40 @@ class RemovalMixin(ZunHost):
         another hub process) finish the job if this one cannot.
         """
         entry = {"id": uuid, "name": name}
+        place = getattr(self, "place_name", None)  # None with one place: the state stays as it was
+        if place is not None:
+            entry["place"] = place
         if entry not in self.to_remove:
             self.to_remove.append(entry)
         job = self.janitor.remove(
             name, self.own_labels, uuid=uuid, create=create, by_name=by_name
         )
-        job.on_gone(self._removed)
+        job.on_gone(lambda job: self._removed(job, place))
         return job
 
-    def _removed(self, job):
+    def _removed(self, job, place=None):
         if not job.uuids and not job.creates:
-            self.to_remove = [e for e in self.to_remove if e["name"] != job.name]
+            self.to_remove = [e for e in self.to_remove
+                              if e["name"] != job.name or e.get("place") != place]
+
+    def janitor_of_place(self, name):
+        """The janitor of the place ``name`` (one place: the only janitor)."""
+        return self.janitor
 
     def _resume_removals(self):
         """Hand recorded removals to the janitor when no job is at them (hub restart)."""
         jobs = []
         for entry in list(self.to_remove):
-            job = self.janitor.active(entry["name"])
+            place = entry.get("place")
+            janitor = self.janitor_of_place(place)
+            job = janitor.active(entry["name"])
             if job is None or (entry["id"] and entry["id"] not in job.uuids):
-                job = self._hand_over(
-                    entry["name"], uuid=entry["id"], by_name=not entry["id"]
-                )
+                if janitor is self.janitor:
+                    job = self._hand_over(
+                        entry["name"], uuid=entry["id"], by_name=not entry["id"]
+                    )
+                else:
+                    job = self._hand_over_in(place, entry)
             jobs.append(job)
         return jobs
 

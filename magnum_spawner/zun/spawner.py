@@ -24,12 +24,13 @@ from ..common.flavors import FlavorMixin
 from ..common.waiting import wait_until
 from .home_volumes import HomeVolumeMixin
 from .orphans import OrphanReconciler, state_strings
+from .places import PlacesMixin
 from .poller import GONE, LISTED, QUIET, HubPoller, freeze_heap_once
 from .reachability import FLOATING_IP, ReachabilityMixin
 from .removals import RemovalMixin
 
 
-class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
+class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
                  AdmissionMixin, AnsweringMixin, Spawner):
     """Spawn single-user servers as OpenStack Zun containers."""
 
@@ -105,7 +106,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
             network=self.network,
             security_groups=self.security_groups,
             exposed_ports=self.exposed_ports_for_body(),
-            availability_zone=self.availability_zone,
+            availability_zone=self.place_zone,
             hints=self.hints,
             restart=self.restart_policy,
             mounts=list(mounts) + secret_mounts,
@@ -260,7 +261,8 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
                         seconds=f"{asyncio.get_running_loop().time() - started:.2f}")
         return url
 
-    async def _start(self):
+    async def _start_here(self):
+        """The start in the place chosen (``places``: ``_start`` chooses)."""
         self._ended = None
         self._unknown_since = None
         if self.use_hub_poller and self.cleanup_orphans:
@@ -427,6 +429,7 @@ class ZunSpawner(HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
             self.zun, self.hub_id, self.hub_poll_interval,
             full_interval=self.hub_full_poll_interval, gc_freeze=self.hub_gc_freeze,
         )
+        poller.places.add(self.place.name if self.places else "default")
         if self.cleanup_orphans:
             # this server's containers are never orphans, saved state or not
             reconciler = OrphanReconciler.attach(poller, self.orphan_grace_period)
