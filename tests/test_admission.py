@@ -123,8 +123,11 @@ async def test_a_start_beyond_the_limit_waits_with_words_and_sends_nothing(cloud
     turn, and the cloud hears nothing of bob until alice's server answers."""
     StartQueue._queues.pop("rush", None)
     answered = asyncio.Event()
+    alices_tries = []
 
     async def probe(url, timeout):
+        if "/user/alice/" in url:
+            alices_tries.append(url)
         return "/user/bob/" in url or answered.is_set()
 
     monkeypatch.setattr(answering, "probe", probe)
@@ -135,7 +138,10 @@ async def test_a_start_beyond_the_limit_waits_with_words_and_sends_nothing(cloud
         await asyncio.sleep(0.05)
     creates(cloud, status("Running"), name="jupyter-bob")
     second = asyncio.ensure_future(bob.start())
-    await asyncio.sleep(1.0)
+    # bob waits while alice's server is tried again and again
+    tried = len(alices_tries)
+    while len(alices_tries) < tried + 5:
+        await asyncio.sleep(0.01)
     assert [e["message"] for e in bob._events] == [
         "1 student is starting before you; your server starts in turn"]
     assert len(cloud.requests("POST", "containers")) == 1
@@ -171,9 +177,11 @@ async def test_start_returns_only_once_the_server_answers_http(cloud, monkeypatc
     creates(cloud, status("Running"))
     seen = []
     ready = asyncio.Event()
+    refused = []
 
     async def slow(reader, writer):
         if not ready.is_set():  # JupyterLab still loading: connection refused-like
+            refused.append(writer)
             writer.close()
             return
         await answer_http(200, seen)(reader, writer)
@@ -183,7 +191,8 @@ async def test_start_returns_only_once_the_server_answers_http(cloud, monkeypatc
     s = spawner("alice", port=port, concurrent_starts=0)
     try:
         start = asyncio.ensure_future(s.start())
-        await asyncio.sleep(2.0)
+        while len(refused) < 5:  # tried again and again, not given up
+            await asyncio.sleep(0.01)
         assert not start.done()
         ready.set()
         url = await asyncio.wait_for(start, 10)

@@ -37,6 +37,12 @@ class AnsweringMixin(Host):
         """,
     )
 
+    #: Seconds between the first two tries of a server that does not answer yet
+    #: (the wait grows to four times that).
+    answer_interval = 0.5
+    #: Seconds between two checks that a server which does not answer yet runs.
+    answer_check_interval = 5.0
+
 
 async def http_probe(url, timeout):
     """True when a server answers ``GET url`` with a status below 500."""
@@ -71,11 +77,13 @@ def answer_url(url, base_url):
     return url_path_join(url, base_url or "/", "api")
 
 
-async def wait_for_answer(url, *, deadline, alive, check_every=5.0, probe_timeout=10.0):
+async def wait_for_answer(url, *, deadline, alive, check_every=5.0, probe_timeout=10.0,
+                          interval=0.5):
     """Return once ``url`` answers; TimeoutError at ``deadline`` (a monotonic time).
 
     ``alive()`` is awaited every ``check_every`` seconds while the server does
-    not answer; it raises to end the wait (the server stopped).
+    not answer; it raises to end the wait (the server stopped).  The tries
+    start ``interval`` seconds apart, growing to four times that.
     """
     checked = time.monotonic()
 
@@ -88,5 +96,5 @@ async def wait_for_answer(url, *, deadline, alive, check_every=5.0, probe_timeou
             await alive()
         return None
 
-    return await wait_until(look, deadline=deadline, interval=0.5, backoff=1.5,
-                            max_interval=2.0)
+    return await wait_until(look, deadline=deadline, interval=interval, backoff=1.5,
+                            max_interval=4 * interval)

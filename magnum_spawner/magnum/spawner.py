@@ -448,7 +448,8 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
         try:
             await answering.wait_for_answer(
                 answering.answer_url(url, self.server.base_url if self.server else "/"),
-                deadline=deadline, alive=alive)
+                deadline=deadline, alive=alive, check_every=self.answer_check_interval,
+                interval=self.answer_interval)
         except (TimeoutError, ProcessLookupError) as e:
             await self.stop(now=True)
             message = ("Your server stopped while starting." if isinstance(e, ProcessLookupError)
@@ -473,13 +474,17 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
             url = await self._start_once()
         return await self._reach(url)
 
+    #: Seconds between two looks at the pod's events for an image that cannot
+    #: be pulled (KubeSpawner's own progress() reads them every second).
+    event_check_interval = 1.0
+
     async def _start_kube_pod(self):
         """KubeSpawner's start, ended at once when the pod's events say its image
         cannot be pulled (the kubelet would retry until ``start_timeout``): the
         pod is removed and the spawn page gets the event's sentence."""
         started = asyncio.ensure_future(super().start())
         while True:
-            done, _ = await asyncio.wait([started], timeout=1)
+            done, _ = await asyncio.wait([started], timeout=self.event_check_interval)
             if done:
                 return started.result()
             failed = next((e for e in self.events if steps.image_failure(e)), None)

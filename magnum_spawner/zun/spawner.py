@@ -120,6 +120,11 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
     #: Creates sent at most, each only after a look by name found nothing of the
     #: one before (a 5xx or reset on the way to Zun, as in the fault burst).
     create_attempts = 3
+    #: Seconds between two looks at Zun while a container is made or comes up
+    #: (the first wait; it grows by half each look up to the maximum): soon
+    #: enough for the spawn page, few enough calls for a hub of many starts.
+    look_interval = 0.5
+    max_look_interval = 3.0
 
     async def _create(self, body, deadline):
         """Create; without a clear answer, find what the request made.
@@ -161,7 +166,7 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
 
         until = min(deadline, time.monotonic() + self.lost_create_window)
         try:
-            return (await wait_until(made, deadline=until, interval=0.5))[0]
+            return (await wait_until(made, deadline=until, interval=self.look_interval))[0]
         except TimeoutError:
             return None
 
@@ -199,8 +204,8 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
             return container if last in objects.STOPPED_STATES else None
 
         try:
-            return await wait_until(look, deadline=deadline, interval=0.5, backoff=1.5,
-                                    max_interval=3.0)
+            return await wait_until(look, deadline=deadline, interval=self.look_interval,
+                                    backoff=1.5, max_interval=self.max_look_interval)
         except TimeoutError:
             raise TimeoutError(last) from None
 
@@ -351,9 +356,6 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
             self.emit(*steps.reachable())
         return url
 
-    #: Seconds between two checks that a server which does not answer yet runs.
-    answer_check_interval = 5.0
-
     async def _wait_answer(self, url, deadline):
         """Wait until the server answers as JupyterHub will ask it (common/answering.py).
 
@@ -372,7 +374,7 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
         try:
             await answering.wait_for_answer(
                 answering.answer_url(url, base_url), deadline=deadline, alive=alive,
-                check_every=self.answer_check_interval)
+                check_every=self.answer_check_interval, interval=self.answer_interval)
         except asyncio.CancelledError:
             self._hand_over(self.container_name_in_state, uuid=self.container_id,
                             by_name=False)
