@@ -24,6 +24,7 @@ SECTIONS = [
     ("FlavorMixin", "Flavors and images (the options form)"),
     ("ZunSettings", "Zun: containers and polling"),
     ("ZunSpawner", "Zun: containers and polling (more)"),
+    ("HomeTraits", "Homes: their size and deletion (both spawners)"),
     ("HomeVolumeSettings", "Zun: home volumes (Cinder)"),
     ("ReachabilityMixin", "Zun: how the hub reaches the servers"),
     ("MagnumSpawner", "Magnum: servers as pods on a Kubernetes cluster"),

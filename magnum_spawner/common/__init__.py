@@ -6,5 +6,6 @@
 - ``catalog``, ``choice``, ``options_form``, ``nova``, ``flavors``: what a user
   may pick (flavor, image) and the pick itself;
 - ``waiting``: the one wait-until-done loop;
+- ``home``: a home's size and deletion, the same on both paths;
 - ``host``: what the shared spawner parts need from their spawner.
 """

@@ -22,13 +22,14 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubernetes_asyncio.config import ConfigException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
-from traitlets import Bool, Callable, Enum, Float, Integer, List, Unicode, Union, default
+from traitlets import Bool, Enum, Float, List, Unicode, default
 
 from ..common import answering
 from ..common.admission import AdmissionMixin, NoTurn
 from ..common.answering import AnsweringMixin
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, spawn_error
 from ..common.flavors import FlavorMixin
+from ..common.home import HomeTraits
 from . import names as kube_names
 from . import access, claims, kubeclient, pods, rbac, stops
 from . import progress as steps
@@ -80,7 +81,7 @@ def _tls_failure(error):
     return False
 
 
-class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
+class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, KubeSpawner):
     """Spawn single-user servers as pods on a Magnum Kubernetes cluster."""
 
     #: the node's URL of a server reached through its NodePort Service, and the
@@ -176,21 +177,7 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
         """,
     )
 
-    # -- home: the same meaning as ZunSpawner's ---------------------------------
-
-    home_volume_size = Union(
-        [Integer(), Callable()],
-        default_value=1,
-        allow_none=True,
-        config=True,
-        help="""
-        Size in GiB of each user's home, a PersistentVolumeClaim mounted at
-        :attr:`home_mount_path` that keeps the user's files across restarts
-        (kept when the server stops).  0 or None: no claim, the home directory
-        is the pod's own and is lost at stop.  May be a callable taking the
-        spawner (it may be async).
-        """,
-    )
+    # -- home: its size and deletion as ZunSpawner's (common/home.py) -----------
 
     home_storage_class = Unicode(
         None,
@@ -206,16 +193,6 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, KubeSpawner):
         "/home/jovyan",
         config=True,
         help="Where the home claim is mounted in the pod.",
-    )
-
-    delete_home_volume_on_delete = Bool(
-        False,
-        config=True,
-        help="""
-        Delete the user's home claim, with all the user's files, when the user
-        (or the named server) is deleted from the hub.  Off by default: the data
-        stays until an administrator removes it.
-        """,
     )
 
     # -- defaults that differ from KubeSpawner's ---------------------------------

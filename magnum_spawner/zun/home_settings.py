@@ -1,42 +1,24 @@
 """The settings of Cinder home volumes and what a server's home is called.
 
-The traits an operator sets (size, type, name template, mount path, ...), the
+The traits an operator sets (type, name template, mount path, ...; the size
+and the deletion with the user are in ``common/home.py``), the
 volume's name and identifying metadata for this server, and the volume id the
 spawner keeps in the hub's database.  What is done with them (find, create,
 grow, delete) is in ``home_volumes``.
 """
 
-from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, validate
+from traitlets import Bool, Callable, Dict, Float, List, Unicode, Union, validate
 
-from ..common.host import Host
+from ..common.home import HomeTraits
 from ..common.names import per_server, volume_name
 from .cinder import CinderVolumes
 from .objects import identity_metadata
 
 
-class HomeVolumeSettings(Host):
-    """The traits of home volumes, and this server's home as named and stored."""
-
-    home_volume_size = Union(
-        [Integer(), Callable()],
-        default_value=1,
-        allow_none=True,
-        config=True,
-        help="""
-        Size in GiB of each user's home volume, a Cinder volume mounted at
-        :attr:`home_mount_path` that keeps the user's files across restarts.
-
-        0 or None turns home volumes off (the home directory is then the
-        container's own and is lost when the server stops).  May be a callable
-        taking the spawner and returning the size (it may be async), e.g. to
-        give some groups more room.
-
-        Raising the size grows existing volumes at their next start (Cinder
-        extend); lowering it never shrinks a volume.  Every volume counts
-        against the cloud project's Cinder quotas (``volumes``, ``gigabytes``):
-        see docs/home-volumes.md.
-        """,
-    )
+class HomeVolumeSettings(HomeTraits):
+    """The traits of home volumes (besides the size and the deletion, which
+    MagnumSpawner shares: ``common/home.py``), and this server's home as named
+    and stored."""
 
     home_volume_type = Union(
         [Unicode(), Callable()],
@@ -103,23 +85,6 @@ class HomeVolumeSettings(Host):
         e.g. ``{"billing": "physics"}``.  The ``hub.jupyter.org/*`` keys that
         identify the hub, user and server are always set and cannot be
         overridden.  Cinder limits keys and values to 255 characters.
-        """,
-    )
-
-    delete_home_volume_on_delete = Bool(
-        False,
-        config=True,
-        help="""
-        Delete the user's home volume, with all the user's files, when the user
-        (or the named server) is deleted from the hub.  A named server's own
-        volume (a per-server template) goes with that server; the user's
-        shared home (the default ``home-{username}``) goes only with the user,
-        never when one of the user's named servers is deleted.
-
-        Off by default: deleting a user keeps their data until an administrator
-        removes the volume.  Only volumes this hub made are ever deleted (those
-        with ``hub.jupyter.org/managed-by=magnum-spawner`` and this
-        :attr:`hub_id`); volumes an administrator made are left alone.
         """,
     )
 
