@@ -1,5 +1,6 @@
 """Building spawners for tests without a running hub."""
 
+import asyncio
 import hashlib
 
 from jupyterhub import orm
@@ -114,3 +115,20 @@ def answer_http(status, seen=None):
         await writer.drain()
         writer.close()
     return handle
+
+
+# -- the spawn page ---------------------------------------------------------------
+
+
+def follow_progress(spawner, events):
+    """A task reading ``spawner.progress()`` into ``events``, as the spawn page does."""
+    async def read():
+        async for event in spawner.progress():
+            events.append(event)
+    return asyncio.ensure_future(read())
+
+
+def assert_forward(events):
+    """The spawn page's bar never goes back."""
+    percents = [e["progress"] for e in events]
+    assert percents == sorted(percents), percents

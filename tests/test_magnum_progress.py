@@ -15,6 +15,7 @@ import pytest
 from magnum_spawner.magnum import progress as steps
 from magnum_spawner.magnum import spawner as magnum_spawner
 
+from .helpers import assert_forward, follow_progress
 from .test_magnum_spawner import make
 
 RECORDED = pathlib.Path(__file__).parent / "fixtures" / "recorded-local"
@@ -72,12 +73,7 @@ async def watch(events, monkeypatch):
         event["involvedObject"]["name"] = spawner.pod_name
     spawner._start_future = asyncio.get_running_loop().create_future()
     seen = []
-
-    async def read():
-        async for event in spawner.progress():
-            seen.append(event)
-
-    reader = asyncio.ensure_future(read())
+    reader = follow_progress(spawner, seen)
     # the events arrive while the page listens
     for event in events:
         reflector.events.append(event)
@@ -86,11 +82,6 @@ async def watch(events, monkeypatch):
     spawner._start_future.set_result(None)
     await asyncio.wait_for(reader, 5)
     return seen
-
-
-def assert_forward(events):
-    percents = [e["progress"] for e in events]
-    assert percents == sorted(percents), percents
 
 
 async def test_a_start_with_a_pull_reads_as_plain_steps(monkeypatch):

@@ -7,7 +7,7 @@ from jupyterhub.spawner import SpawnException
 
 from magnum_spawner.common import answering
 
-from .helpers import answer_http, make_spawner, spawner_for
+from .helpers import answer_http, assert_forward, follow_progress, make_spawner, spawner_for
 from .recorded import (
     CREATE,
     DELETE,
@@ -32,27 +32,18 @@ def task(value, state=None, **fields):
     return apply
 
 
-async def spawn_and_watch(spawner):
-    """start() with a progress() reader beside it, as the spawn page has."""
+async def spawn_and_watch(spawner, events=None):
+    """start() with a progress() reader beside it, as the spawn page has; the
+    page's events (returned) go to ``events`` also when start() fails."""
     spawner._spawn_pending = True
-    events = []
-
-    async def read():
-        async for event in spawner.progress():
-            events.append(event)
-
-    reader = asyncio.ensure_future(read())
+    events = [] if events is None else events
+    reader = follow_progress(spawner, events)
     try:
         await spawner.start()
     finally:
         spawner._spawn_pending = False
         await asyncio.wait_for(reader, 10)
     return events
-
-
-def assert_forward(events):
-    percents = [e["progress"] for e in events]
-    assert percents == sorted(percents), percents
 
 
 async def test_a_start_reads_as_steps_a_student_understands(cloud):
@@ -98,19 +89,9 @@ async def test_an_error_is_the_last_event(cloud):
             "zun-container-show-after-delete")
     cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=20", "zun-container-show-404")
     cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
-    spawner = make_spawner()
-    spawner._spawn_pending = True
     events = []
-
-    async def read():
-        async for event in spawner.progress():
-            events.append(event)
-
-    reader = asyncio.ensure_future(read())
     with pytest.raises(SpawnException):
-        await spawner.start()
-    spawner._spawn_pending = False
-    await asyncio.wait_for(reader, 10)
+        await spawn_and_watch(make_spawner(), events)
     assert events[-1]["message"] == (
         "The cloud could not start your server: There are not enough hosts available.")
     # Created came first: the later Creating does not take the bar back
