@@ -133,6 +133,30 @@ async def test_create_is_never_retried_but_reads_are(cloud, client):
     assert len(cloud.requests("GET", CONTAINER_UUID)) == 2
 
 
+async def test_a_read_answered_500_once_is_asked_again(cloud, client):
+    # Zun answers 500 for a database or message-bus hiccup (the recorded 500 is
+    # its plain-text one); a start must not fail on a look that asking again fixes
+    cloud.m.get(f"{ZUN}/v1/containers?name=jupyter-alice", [
+        {"status_code": 500, "text": "", "headers": {"Content-Type": "text/plain"}},
+        {"json": body("zun-containers-list-filter-name"), "status_code": 200},
+    ])
+    found = await client.find_by_name("jupyter-alice")
+    assert {c["name"] for c in found} == {"jupyter-alice"}
+    assert len(cloud.requests("GET", "name=jupyter-alice")) == 2
+
+
+async def test_a_read_answered_500_every_time_still_fails_and_a_create_is_not_resent(
+        cloud, client):
+    cloud.reply("GET", f"{ZUN}/v1/containers/{CONTAINER_UUID}", "zun-v1-version-too-high")
+    with pytest.raises(errors.CloudError):
+        await client.get(CONTAINER_UUID)
+    assert len(cloud.requests("GET", CONTAINER_UUID)) == 3  # the first and two retries
+    cloud.reply("POST", f"{ZUN}/v1/containers?run=true", "zun-v1-version-too-high")
+    with pytest.raises(errors.CloudError):
+        await client.create({"name": "jupyter-alice"})
+    assert len(cloud.requests("POST", "containers")) == 1
+
+
 async def test_list_follows_next_links_across_pages(cloud, client):
     first = body("zun-containers-list-limit")
     second = body("zun-containers-list-limit")

@@ -35,6 +35,11 @@ from ..common.waiting import wait_until
 from . import objects
 from .objects import error_detail, negotiate_version
 
+#: answers after which any request is sent again (keystoneauth retries)
+RETRY_STATUSES = (502, 503, 504)
+#: and those after which a read is
+READ_RETRY_STATUSES = [500, *RETRY_STATUSES]
+
 log = logging.getLogger(__name__)
 
 #: The microversion the spawner is written and tested against.
@@ -181,7 +186,7 @@ class ZunClient:
             endpoint_override=endpoint_override,
             connect_retries=connect_retries,
             status_code_retries=status_code_retries,
-            retriable_status_codes=[502, 503, 504],
+            retriable_status_codes=list(RETRY_STATUSES),
             connect_retry_delay=retry_delay,
             status_code_retry_delay=retry_delay,
         )
@@ -213,6 +218,11 @@ class ZunClient:
             # sent again: it could make a second container.
             kwargs["connect_retries"] = 0
             kwargs["status_code_retries"] = 0
+        elif method == "GET":
+            # A read changes nothing, so a 500 (Zun's answer to a database or
+            # message-bus hiccup) is worth asking again too; a real fault answers
+            # 500 every time and still reaches the caller after the retries.
+            kwargs.setdefault("retriable_status_codes", READ_RETRY_STATUSES)
         # keystoneauth's own request log (log=True) prints whole bodies at DEBUG:
         # a create body and every container view carry what the hub passes to the
         # server.  One line per call without bodies instead.
