@@ -9,14 +9,18 @@ The cloud is the recorded Zun; the "container" is a small HTTP server on loopbac
 import asyncio
 import pathlib
 import shutil
+import time
 
 import pytest
+from jupyterhub.spawner import SpawnException
 from jupyterhub.tests.mocking import MockHub
+from jupyterhub.utils import format_exception
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from magnum_spawner import ZunSpawner
+from magnum_spawner.common import answering
 
 from .conftest import PASSWORD_AUTH
 from .fake_zun import LifecycleZun
@@ -107,7 +111,6 @@ async def test_jupyterhub_shows_zuns_error_and_cleans_up(app, cloud):
     cloud.reply("GET", f"{ZUN}/v1/containers/{CONTAINER_UUID}/logs?stdout=true&stderr=true&tail=20",
                 "zun-container-show-404")
     from jupyterhub import orm
-    from jupyterhub.spawner import SpawnException
     orm_user = orm.User(name="ada")
     app.db.add(orm_user)
     app.db.commit()
@@ -161,8 +164,10 @@ async def test_a_start_jupyterhub_cancels_mid_create_leaves_nothing_and_a_retry_
     app.config.ZunSpawner.start_timeout = 1
     zun.create_delay = 1.5
     user = new_user(app)
-    with pytest.raises(asyncio.TimeoutError):
+    with pytest.raises(SpawnException) as failed:
         await user.spawn()
+    # JupyterHub's cancellation reads as the spawner's sentence, phase named
+    assert "(the hub was still creating the container)" in failed.value.message
     # the hub stored the state after its own stop(): the create is not forgotten
     assert user.orm_spawners[""].state.get("to_remove")
     await eventually(lambda: zun.made)
@@ -194,3 +199,36 @@ async def test_a_failing_delete_at_stop_is_kept_in_the_hubs_database_and_finishe
     await user.spawn()
     assert [c["uuid"] for c in zun.alive()] == [user.spawners[""].container_id]
     await user.stop()
+
+
+# -- issue 18: a start out of time on a busy hub says where it was ----------------
+
+
+async def busy_loop(block):
+    """The rest of a rush on the hub's event loop (2 cores, dozens of starts):
+    each turn of the loop waits ``block`` s for the CPU."""
+    while True:
+        time.sleep(block)
+        await asyncio.sleep(0)
+
+
+async def test_a_start_out_of_time_on_a_lagging_hub_names_its_phase(app, zun, monkeypatch):
+    """JupyterHub's own start_timeout (User.spawn) on a loop that lags: the
+    student reads the spawner's sentence naming the phase, not "Spawn failed: "."""
+    async def never(url, timeout):  # a JupyterLab server still loading
+        return False
+
+    monkeypatch.setattr(answering, "probe", never)
+    app.config.ZunSpawner.start_timeout = 6
+    user = new_user(app)
+    lag = asyncio.ensure_future(busy_loop(0.3))
+    try:
+        with pytest.raises(Exception) as failed:
+            await user.spawn()
+    finally:
+        lag.cancel()
+    page, _ = format_exception(failed.value)  # what the spawn page shows after "Spawn failed: "
+    # which phase the lag ends depends on the machine; each names its own
+    assert "within 6 s" in page, repr(failed.value)
+    assert failed.value.reason == "timeout"
+    await eventually(lambda: not zun.alive())

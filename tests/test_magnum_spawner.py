@@ -416,3 +416,30 @@ async def test_a_pod_start_waits_its_turn_and_for_its_server_to_answer(monkeypat
     answered.set()
     assert await asyncio.wait_for(start, 5) == "http://10.0.0.9:8888"
     assert queue.starting == 0
+
+
+async def test_a_pod_start_out_of_time_names_its_phase_before_jupyterhub_gives_up(monkeypatch):
+    """JupyterHub 5.2+ waits start_timeout for start() (asyncio.wait_for in
+    User.spawn), then cancels it: a pod that never starts must end with the
+    spawner's sentence, not JupyterHub's bare TimeoutError; KubeSpawner's start
+    ends with it (JupyterHub's stop then finds no pod on its way)."""
+    from kubespawner import KubeSpawner
+
+    pending = []
+
+    async def ensure(force=None, recheck=True):
+        pass
+
+    async def kube_start(self):
+        pending.append(asyncio.current_task())
+        await asyncio.sleep(3600)  # Pending: no node has room yet
+
+    monkeypatch.setattr(KubeSpawner, "start", kube_start)
+    spawner = make(home_volume_size=0, start_timeout=4, concurrent_starts=0)
+    monkeypatch.setattr(spawner, "ensure_cluster", ensure)
+    with pytest.raises(SpawnException) as failed:  # JupyterHub's own wait
+        await asyncio.wait_for(asyncio.ensure_future(spawner.start()), spawner.start_timeout)
+    assert failed.value.message == (
+        "The server did not start within 4 s (the hub was still starting the server's "
+        "pod); try again in a few minutes.")
+    assert pending[0].cancelled()

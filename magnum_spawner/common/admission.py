@@ -162,7 +162,7 @@ class AdmissionMixin(Host):
 
         def told(ahead):
             waited.append(ahead)
-            self._admission_phase = f"waiting for its turn ({waiting_words(ahead)})"
+            self._phase = f"waiting for its turn ({waiting_words(ahead)})"
             self.emit(QUEUED, waiting_words(ahead))
 
         loop = asyncio.get_running_loop()
@@ -170,7 +170,7 @@ class AdmissionMixin(Host):
             await asyncio.wait_for(queue.enter(self.concurrent_starts, told),
                                    max(deadline - loop.time(), 0))
         except asyncio.TimeoutError:
-            raise NoTurn(self._admission_phase) from None
+            raise NoTurn(self._phase) from None
         if waited:
             self.log.info("%s: its turn to start came after %d starts before it",
                           self._log_name, waited[0])
@@ -179,4 +179,5 @@ class AdmissionMixin(Host):
         finally:
             queue.leave()
 
-    _admission_phase = "waiting for its turn"
+    #: what the start is doing (for a timeout's sentence); the spawner goes on
+    _phase = "waiting for its turn"

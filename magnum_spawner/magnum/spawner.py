@@ -27,6 +27,7 @@ from traitlets import Bool, Enum, Float, List, Unicode, default
 from ..common import answering
 from ..common.admission import AdmissionMixin, NoTurn
 from ..common.answering import AnsweringMixin
+from ..common.deadline import own_deadline, timed_out, within
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, spawn_error
 from ..common.flavors import FlavorMixin
 from ..common.home import HomeTraits
@@ -402,25 +403,25 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, Kub
 
     async def start(self):
         """The pod's start in this hub's start queue, until its server answers
-        (common/admission.py, common/answering.py)."""
-        deadline = asyncio.get_running_loop().time() + max(self.start_timeout - 2, 1)
+        (common/admission.py, common/answering.py), ended by its own deadline
+        with the phase named (common/deadline.py)."""
+        deadline = own_deadline(self.start_timeout)
+        self._phase = "starting"
+        self._start_future = None  # KubeSpawner's progress() waits for this start's
         try:
             async with self.admitted(deadline):
-                url = await self._start_pod()
-                if self.wait_for_answer:
-                    await self._wait_answer(url, deadline)
-                return url
-        except NoTurn as e:
-            raise spawn_error(
-                f"The server did not start within {self.start_timeout} s (the hub was "
-                f"still {e}); try again in a few minutes.", reason="timeout",
-            ) from None
+                # a cut pod start is stopped by JupyterHub, as after any failure
+                return await within(self._start_pod(deadline), deadline,
+                                    self.start_timeout, lambda: self._phase)
+        except (NoTurn, asyncio.CancelledError):  # cancelled: JupyterHub's start_timeout
+            raise timed_out(self.start_timeout, self._phase) from None
 
     async def _wait_answer(self, url, deadline):
         async def alive():
             if await KubeSpawner.poll(self) is not None:
                 raise ProcessLookupError("the pod stopped")
 
+        self._phase = "waiting for the server to answer"
         self.log.info("%s: server at %s; waiting for it to answer", self._log_name, url)
         try:
             await answering.wait_for_answer(
@@ -435,10 +436,13 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, Kub
                        "try again in a few minutes.")
             raise spawn_error(message, reason="timeout") from None
 
-    async def _start_pod(self):
+    async def _start_pod(self, deadline):
+        self._phase = "reaching the course's cluster"
         await self.ensure_cluster()
         # a stop that did not finish: its pod goes before a new one starts
+        self._phase = "removing the previous server"
         await self._finish_stops()
+        self._phase = "starting the server's pod"
         try:
             url = await self._start_once()
         except Exception as e:
@@ -449,7 +453,10 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, Kub
             )
             await self.ensure_cluster(force="the cluster's API refused the hub's TLS")
             url = await self._start_once()
-        return await self._reach(url)
+        url = await self._reach(url)
+        if self.wait_for_answer:
+            await self._wait_answer(url, deadline)
+        return url
 
     #: Seconds between two looks at the pod's events for an image that cannot
     #: be pulled (KubeSpawner's own progress() reads them every second).
@@ -460,13 +467,18 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, Kub
         cannot be pulled (the kubelet would retry until ``start_timeout``): the
         pod is removed and the spawn page gets the event's sentence."""
         started = asyncio.ensure_future(super().start())
-        while True:
-            done, _ = await asyncio.wait([started], timeout=self.event_check_interval)
-            if done:
-                return started.result()
-            failed = next((e for e in self.events if steps.image_failure(e)), None)
-            if failed is not None:
-                break
+        try:
+            while True:
+                done, _ = await asyncio.wait([started], timeout=self.event_check_interval)
+                if done:
+                    return started.result()
+                failed = next((e for e in self.events if steps.image_failure(e)), None)
+                if failed is not None:
+                    break
+        except asyncio.CancelledError:  # start()'s deadline: the pod's start ends too
+            started.cancel()
+            await asyncio.gather(started, return_exceptions=True)
+            raise
         started.cancel()
         await asyncio.gather(started, return_exceptions=True)
         await self.stop(now=True)

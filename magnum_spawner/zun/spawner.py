@@ -18,6 +18,7 @@ from . import objects
 from . import progress as steps
 from ..common import answering
 from ..common.answering import AnsweringMixin
+from ..common.deadline import own_deadline, timed_out, within
 from ..common.admission import AdmissionMixin, NoTurn
 from ..common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
 from ..common.flavors import FlavorMixin
@@ -238,30 +239,30 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
         metrics.REQUEST_ID.set(self._request_id)  # this task's context only
         started = asyncio.get_running_loop().time()
         self._log_phase("begin", image=self.image if isinstance(self.image, str) else None)
-        # Leave a little room so our message, not JupyterHub's cancellation, wins.
-        self._deadline = started + max(self.start_timeout - 2, 1)
+        # our message, not JupyterHub's "Timeout", ends a start out of time
+        self._deadline = own_deadline(self.start_timeout)
         self._events = []  # the spawn page's, from the wait for a turn on
+        self._phase = "starting"
         try:
             async with self.admitted(self._deadline):
-                url = await self._start()
+                url = await within(self._start(), self._deadline, self.start_timeout,
+                                   lambda: self._phase)
         except NoTurn as e:
             metrics.count_spawn_failure("timeout")
             self._log_phase("failed", cause="queued",
                             seconds=f"{asyncio.get_running_loop().time() - started:.2f}")
-            raise spawn_error(
-                f"The server did not start within {self.start_timeout} s (the hub was "
-                f"still {e}); try again in a few minutes.", reason="timeout",
-            ) from None
+            raise timed_out(self.start_timeout, e) from None
         except SpawnException as e:
             metrics.count_spawn_failure(e.reason)
             self._log_phase("failed", cause=e.reason,
                             seconds=f"{asyncio.get_running_loop().time() - started:.2f}")
             raise
-        except asyncio.CancelledError:  # JupyterHub's start_timeout
+        except asyncio.CancelledError:  # JupyterHub's start_timeout came first
             metrics.count_spawn_failure("cancelled")
             self._log_phase("failed", cause="cancelled",
                             seconds=f"{asyncio.get_running_loop().time() - started:.2f}")
-            raise
+            # what is left was handed over above; JupyterHub 5.2+ shows this
+            raise timed_out(self.start_timeout, self._phase) from None
         self._log_phase("started", url=url,
                         seconds=f"{asyncio.get_running_loop().time() - started:.2f}")
         return url
