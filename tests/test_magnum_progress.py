@@ -161,3 +161,67 @@ async def test_a_missing_image_ends_the_start_at_once_and_removes_the_pod(monkey
         await asyncio.wait_for(spawner.start(), 10)
     assert image in e.value.message
     assert stopped == [True]
+
+
+async def test_the_queue_words_reach_the_spawn_page_then_the_pods_steps(monkeypatch):
+    """A start beyond concurrent_starts: the spawn page says how many start
+    before it (as on the Zun path), then the pod's steps follow, the bar forward."""
+    from kubespawner import KubeSpawner
+
+    from magnum_spawner.common import answering
+    from magnum_spawner.common.admission import StartQueue
+
+    StartQueue._queues.pop("magnum-page", None)
+    queue = StartQueue.for_hub("magnum-page")
+    spawner = make("ada", hub_id="magnum-page", concurrent_starts=1, home_volume_size=0)
+    spawner._spawn_pending = True  # as JupyterHub sets it around start()
+    raw = recorded("pulled")
+    for event in raw:
+        event["involvedObject"]["name"] = spawner.pod_name
+    reflector = Reflector([])
+    monkeypatch.setitem(type(spawner).reflectors, spawner._get_reflector_key("events"),
+                        reflector)
+
+    async def nothing(*args, **kwargs):
+        return None
+
+    async def answers(url, timeout):
+        return True
+
+    def kube_start(self):  # as KubeSpawner's: a future, the pod's events as it starts
+        async def pod():
+            for event in raw:
+                reflector.events.append(event)
+                await asyncio.sleep(0)
+            return "http://10.0.0.9:8888"
+
+        self._start_future = asyncio.ensure_future(pod())
+        return self._start_future
+
+    monkeypatch.setattr(spawner, "_start_watching_events", nothing)
+    monkeypatch.setattr(spawner, "ensure_cluster", nothing)
+    monkeypatch.setattr(KubeSpawner, "start", kube_start)
+    monkeypatch.setattr(KubeSpawner, "poll", nothing)
+    monkeypatch.setattr(answering, "probe", answers)
+    await queue.enter(1)  # another student's start holds the only place
+    start = asyncio.ensure_future(spawner.start())
+    seen = []
+
+    async def read():  # the spawn page
+        async for event in spawner.progress():
+            seen.append(event)
+
+    reader = asyncio.ensure_future(read())
+    await asyncio.sleep(0.5)
+    assert [e["message"] for e in seen] == [
+        "1 student is starting before you; your server starts in turn"]
+    queue.leave()
+    assert await asyncio.wait_for(start, 5) == "http://10.0.0.9:8888"
+    await asyncio.sleep(0.1)  # KubeSpawner's last read of the events (10 ms here)
+    spawner._spawn_pending = False
+    await asyncio.wait_for(reader, 5)
+    words = [e["message"] for e in seen]
+    assert words[0].startswith("1 student is starting before you")
+    assert words[1] == "A machine was found for your server"
+    assert words[-1] == "Your server is running"
+    assert_forward(seen)

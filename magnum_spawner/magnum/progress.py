@@ -12,8 +12,12 @@ Reasons are the scheduler's and the kubelet's (Kubernetes 1.20 and later):
 (pull and create errors), ``BackOff``, ``ErrImageNeverPull``,
 ``InspectFailed``; ``Created``, ``Started``; ``FailedMount``,
 ``FailedAttachVolume``.
+
+:func:`page` puts them together with the start's own steps (the start
+queue's "N students are starting before you", :mod:`..common.page`).
 """
 
+import asyncio
 import re
 
 SCHEDULED = 20
@@ -105,3 +109,53 @@ def image_failure(event):
                                     or message[7:] in _ERROR_IMAGE)) or \
         reason == "ErrImageNeverPull" or \
         (reason == "BackOff" and message.startswith("Back-off pulling image"))
+
+
+async def merged(*sources):
+    """``(number, item)`` from several async generators as their items come,
+    until all have ended (``number``: the source's place in ``sources``)."""
+    queue, ended = asyncio.Queue(), object()
+
+    async def pump(number, source):
+        try:
+            async for item in source:
+                queue.put_nowait((number, item))
+        finally:
+            queue.put_nowait((number, ended))
+
+    pumps = [asyncio.ensure_future(pump(n, source)) for n, source in enumerate(sources)]
+    try:
+        left = len(pumps)
+        while left:
+            number, item = await queue.get()
+            if item is ended:
+                left -= 1
+            else:
+                yield number, item
+        for done in pumps:
+            if done.exception() is not None:
+                raise done.exception()
+    finally:
+        for running in pumps:
+            running.cancel()
+
+
+async def page(own, pod):
+    """The spawn page's events: a start's ``own`` steps (``{"progress",
+    "message"}``) and the ``pod``'s events (KubeSpawner's ``progress()``) as
+    :func:`step` makes them, each said once, with a bar that only moves forward."""
+    percent, said = 0, None
+    async for from_pod, event in merged(own, pod):
+        if from_pod:
+            raw = event.get("raw_event")
+            found = step(raw) if raw else None
+        else:
+            found = event["progress"], event["message"]
+        if found is None:
+            continue
+        step_percent, words = found
+        if step_percent is not None:
+            percent = max(percent, step_percent)
+        if words != said:
+            said = words
+            yield {"progress": percent, "message": words}

@@ -31,6 +31,7 @@ from ..common.deadline import own_deadline, timed_out, within
 from ..common.errors import AuthenticationFailed, CloudConfigError, CloudError, spawn_error
 from ..common.flavors import FlavorMixin
 from ..common.home import HomeTraits
+from ..common.page import SpawnPage
 from . import names as kube_names
 from . import access, claims, kubeclient, pods, rbac, stops
 from . import progress as steps
@@ -82,7 +83,8 @@ def _tls_failure(error):
     return False
 
 
-class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, KubeSpawner):
+class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, SpawnPage,
+                    KubeSpawner):
     """Spawn single-user servers as pods on a Magnum Kubernetes cluster."""
 
     #: the node's URL of a server reached through its NodePort Service, and the
@@ -375,20 +377,10 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, Kub
     # -- the spawn page's progress -------------------------------------------------
 
     async def progress(self):
-        """The pod's events (KubeSpawner's) as plain steps (:mod:`.progress`),
-        each said once, with a bar that only moves forward."""
-        percent, said = 0, None
-        async for event in super().progress():
-            raw = event.get("raw_event")
-            found = steps.step(raw) if raw else None
-            if found is None:
-                continue
-            step_percent, words = found
-            if step_percent is not None:
-                percent = max(percent, step_percent)
-            if words != said:
-                said = words
-                yield {"progress": percent, "message": words}
+        """The start's own steps (the start queue's words, common/page.py) and
+        the pod's events (KubeSpawner's), as plain steps (:mod:`.progress`)."""
+        async for event in steps.page(self.page_steps(), KubeSpawner.progress(self)):
+            yield event
 
     # -- life cycle -------------------------------------------------------------
 
@@ -407,6 +399,7 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, Kub
         with the phase named (common/deadline.py)."""
         deadline = own_deadline(self.start_timeout)
         self._phase = "starting"
+        self.new_page()
         self._start_future = None  # KubeSpawner's progress() waits for this start's
         try:
             async with self.admitted(deadline):

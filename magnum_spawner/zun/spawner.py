@@ -22,6 +22,7 @@ from ..common.deadline import own_deadline, timed_out, within
 from ..common.admission import AdmissionMixin, NoTurn
 from ..common.errors import CloudError, NotFound, for_user, is_transient, spawn_error
 from ..common.flavors import FlavorMixin
+from ..common.page import SpawnPage
 from ..common.waiting import wait_until
 from .home_volumes import HomeVolumeMixin
 from .orphans import OrphanReconciler, state_strings
@@ -32,13 +33,11 @@ from .removals import RemovalMixin
 
 
 class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
-                 AdmissionMixin, AnsweringMixin, Spawner):
+                 AdmissionMixin, AnsweringMixin, SpawnPage, Spawner):
     """Spawn single-user servers as OpenStack Zun containers."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._events = []
-        self._event_signal = None
         self._created_at = None
         self._unknown_since = None
         #: the exit status poll() reported when it removed the ended container
@@ -48,37 +47,10 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
         #: Zun statuses this spawner does not know, already logged (once each)
         self._unmapped_seen = set()
 
-    # -- the spawn page's progress ----------------------------------------------
-
-    def emit(self, progress, message):
-        """One event for the spawn page; its percent never goes back."""
-        last = self._events[-1] if self._events else {"progress": 0, "message": None}
-        if message == last["message"]:
-            return
-        progress = last["progress"] if progress is None else max(progress, last["progress"])
-        self._events.append({"progress": progress, "message": message})
+    def log_step(self, progress, message):
+        """A spawn page step's log line (common/page.py), structured."""
         self._log_phase("progress", progress=progress, step=message,
                         volume=getattr(self, "home_volume_id", None))
-        if self._event_signal is not None:
-            self._event_signal.set()
-
-    async def progress(self):
-        sent = 0
-        self._event_signal = asyncio.Event()
-        try:
-            while True:
-                while sent < len(self._events):
-                    yield self._events[sent]
-                    sent += 1
-                if not self._spawn_pending:
-                    break
-                self._event_signal.clear()
-                try:
-                    await asyncio.wait_for(self._event_signal.wait(), 1)
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            self._event_signal = None
 
     async def build_body(self, name, choice, mounts):
         """The create body for container ``name`` running the user's ``choice``."""
@@ -241,7 +213,7 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
         self._log_phase("begin", image=self.image if isinstance(self.image, str) else None)
         # our message, not JupyterHub's "Timeout", ends a start out of time
         self._deadline = own_deadline(self.start_timeout)
-        self._events = []  # the spawn page's, from the wait for a turn on
+        self.new_page()  # the spawn page's steps, from the wait for a turn on
         self._phase = "starting"
         try:
             async with self.admitted(self._deadline):
