@@ -170,6 +170,29 @@ async def test_a_wait_for_a_turn_past_start_timeout_says_so_and_leaves(cloud, mo
     assert not cloud.requests("POST", "containers")
 
 
+async def test_a_turn_too_late_for_any_recent_start_is_given_up_with_words(cloud):
+    """On an overloaded cloud a turn may come with less time left than even the
+    fastest start of late took: that start gives up at once, with the reason,
+    and sends nothing, so the place goes to a student who can still make it."""
+    StartQueue._queues.pop("rush", None)
+    queue = StartQueue.for_hub("rush")
+    for seconds in (40, 30, 35):
+        queue.record(seconds)
+    await queue.enter(1)  # someone else's start holds the only place
+    late = spawner("bob", start_timeout=20)
+    start = asyncio.ensure_future(late.start())
+    await asyncio.sleep(0.3)
+    queue.leave()  # bob's turn, with some 15 s left
+    with pytest.raises(SpawnException) as info:
+        await asyncio.wait_for(start, 5)
+    assert info.value.message.startswith(
+        "The server did not start within 20 s (the hub was still waiting for its turn "
+        "(it came with 15 s left, and a start takes 30 s or more now)")
+    assert queue.waiting == 0 and queue.starting == 0
+    assert not cloud.requests("POST", "containers")
+    assert not cloud.requests("POST", "volumes")
+
+
 async def test_start_returns_only_once_the_server_answers_http(cloud, monkeypatch):
     """A server whose process is alive but slow is waited for, not given up:
     start() returns when it answers what JupyterHub will ask, not before."""

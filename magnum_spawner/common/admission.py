@@ -14,6 +14,7 @@ cancelled leaves the queue.
 """
 
 import asyncio
+import collections
 import contextlib
 
 from traitlets import Integer
@@ -22,6 +23,8 @@ from .host import Host
 
 #: the spawn page's percent while a start waits for its turn
 QUEUED = 2
+#: how many recent starts tell how long a start takes now (the fewest that do)
+RECENT, ENOUGH = 8, 3
 
 
 class NoTurn(TimeoutError):
@@ -55,6 +58,16 @@ class StartQueue:
         #: the latest limit asked for; 0 or less: no limit
         self.limit = 0
         self._waiting = []
+        #: seconds the latest starts that succeeded held their place
+        self._held = collections.deque(maxlen=RECENT)
+
+    def record(self, seconds):
+        """A start that succeeded held its place this long."""
+        self._held.append(seconds)
+
+    def shortest_start(self):
+        """The fastest of the latest successful starts (None until there are a few)."""
+        return min(self._held) if len(self._held) >= ENOUGH else None
 
     @property
     def waiting(self):
@@ -142,7 +155,10 @@ class AdmissionMixin(Host):
         (each start makes a few Cinder and Zun calls per second), and raise it
         while the spawn times of a rush stay flat.  The wait in the queue
         counts towards :attr:`start_timeout`: set that to cover a rush, about
-        ``students / concurrent_starts * seconds one start takes``.
+        ``students / concurrent_starts * seconds one start takes``.  A start
+        whose turn comes with less of that time left than even the fastest of
+        the latest starts took gives up at once with a sentence saying so, and
+        its place goes to the next student.
         Example: ``c.ZunSpawner.concurrent_starts = 16``.
         """,
     )
@@ -171,13 +187,28 @@ class AdmissionMixin(Host):
                                    max(deadline - loop.time(), 0))
         except asyncio.TimeoutError:
             raise NoTurn(self._phase) from None
+        entered = loop.time()
         if waited:
             self.log.info("%s: its turn to start came after %d starts before it",
                           self._log_name, waited[0])
+            # A turn that comes later than even the fastest start of late could
+            # finish would only make a volume and a container for JupyterHub to
+            # cancel, while a student behind, with time left, waits longer: on an
+            # overloaded cloud that is how a queue turns into a timeout for all.
+            fastest, left = queue.shortest_start(), deadline - entered
+            if fastest is not None and left < fastest:
+                queue.leave()
+                self._phase = (f"waiting for its turn (it came with {max(left, 0):.0f} s "
+                               f"left, and a start takes {fastest:.0f} s or more now)")
+                raise NoTurn(self._phase)
+        succeeded = False
         try:
             yield
+            succeeded = True
         finally:
             queue.leave()
+            if succeeded:
+                queue.record(loop.time() - entered)
 
     #: what the start is doing (for a timeout's sentence); the spawner goes on
     _phase = "waiting for its turn"
