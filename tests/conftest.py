@@ -53,17 +53,20 @@ def servers_answer(monkeypatch):
 @pytest.fixture(autouse=True)
 def quick_looks(request, monkeypatch):
     """The spawners look at the recorded cloud (and at a server that does not
-    answer yet) every few hundredths of a second, not every half second: what
-    they see and say is the same, sooner.  A real cloud keeps the real pace."""
+    answer yet) every few hundredths of a second, not every half second, and
+    Zun's client tries a request again after a hundredth: what they see and
+    say is the same, sooner.  A real cloud keeps the real pace."""
     if request.node.get_closest_marker("localcloud"):
         return
     from magnum_spawner import ZunSpawner
     from magnum_spawner.magnum import MagnumSpawner
+    from magnum_spawner.zun.client import ZunClient
 
     monkeypatch.setattr(ZunSpawner, "look_interval", 0.02)
     monkeypatch.setattr(ZunSpawner, "max_look_interval", 0.1)
     monkeypatch.setattr(answering.AnsweringMixin, "answer_interval", 0.02)
     monkeypatch.setattr(MagnumSpawner, "event_check_interval", 0.02)
+    monkeypatch.setattr(ZunClient, "retry_delay", 0.01)
 
 
 @pytest.fixture

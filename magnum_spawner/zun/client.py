@@ -158,6 +158,10 @@ def _next_page(link, query):
 class ZunClient:
     """Asynchronous Zun API client on one keystoneauth session."""
 
+    #: Seconds between keystoneauth's tries of a request that got no answer or
+    #: a 502-504 (None: keystoneauth's own, from 0.5 s doubling each try).
+    retry_delay = None
+
     def __init__(
         self,
         session,
@@ -178,6 +182,8 @@ class ZunClient:
         self.min_api_version = min_api_version
         self.api_version = None
         self.timeout = timeout
+        if retry_delay is None:
+            retry_delay = type(self).retry_delay
         self._adapter_args = dict(
             session=session,
             service_type="container",
