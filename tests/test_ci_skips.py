@@ -52,7 +52,9 @@ def run_suite(tmp_path, ci):
     if ci is not None:
         env["CI"] = ci
     return subprocess.run(
+        # (no Hypothesis in this suite: its plugin alone would be most of the run)
         [sys.executable, "-m", "pytest", "-p", "tests.ci_skips", "-p", "no:cacheprovider",
+         "-p", "no:hypothesispytest",
          "--continue-on-collection-errors", "-rA", "-c", str(tmp_path / "pytest.ini"),
          "--rootdir", str(tmp_path), str(tmp_path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,

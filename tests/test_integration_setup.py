@@ -8,6 +8,9 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+#: the e2e suite uses no Hypothesis; loading its pytest plugin would be about
+#: half of each run's CPU time
+NO_HYPOTHESIS = ["-p", "no:hypothesispytest"]
 
 
 def run_e2e(tmp_path, **env):
@@ -18,7 +21,7 @@ def run_e2e(tmp_path, **env):
     environ.update(env)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "localcloud", "-p", "no:cacheprovider",
-         "tests/e2e/test_project_left_as_found_e2e.py"],
+         *NO_HYPOTHESIS, "tests/e2e/test_project_left_as_found_e2e.py"],
         cwd=REPO, env=environ, capture_output=True, text=True, timeout=120,
     )
 
@@ -154,7 +157,7 @@ def test_the_integration_suite_leaves_out_what_a_devstack_does_not_have(tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAGNUM_E2E_")}
     out = subprocess.run(
         [str(REPO / "devstack" / "integration-tests"), str(clouds), "jupyterhub",
-         "--collect-only", "-q", "-p", "no:cacheprovider"],
+         "--collect-only", "-q", "-p", "no:cacheprovider", *NO_HYPOTHESIS],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
