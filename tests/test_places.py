@@ -301,6 +301,21 @@ async def test_a_full_home_place_says_which_place_and_never_makes_a_second_home(
     assert south.homes() == ["home-alice"]
 
 
+async def test_no_host_in_the_homes_place_names_zuns_reason(two):
+    north, south = two(south_zun=NoHostZun(base=SOUTH_ZUN))
+    south.cinder.add("home-alice", ours())
+    s = spawner()
+    with pytest.raises(SpawnException) as info:
+        await s.start()
+    assert info.value.message.startswith(
+        "Your server cannot start in south, where your home folder is: the cloud has no "
+        f"host with room for it ({NO_HOST})")
+    janitor = s.janitor_of_place("south")
+    await janitor.wait(list(janitor.jobs.values()), 5)
+    assert south.containers() == [] and south.homes() == ["home-alice"]
+    assert north.zun.made == [] and north.homes() == []
+
+
 async def test_homes_in_two_places_stop_the_start_for_the_administrator(two):
     north, south = two()
     north.cinder.add("home-alice", ours())

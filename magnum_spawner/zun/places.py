@@ -30,7 +30,7 @@ from jupyterhub.spawner import SpawnException
 from traitlets import Dict, Enum, List, TraitError, Unicode, validate
 
 from ..common import cloud as cloud_registry
-from ..common.errors import CloudError, OverQuota, spawn_error
+from ..common.errors import CloudError, OverQuota, for_user, spawn_error
 from ..common.logs import adopt_library_logs
 from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_USER, LABEL_USER_ID, per_server
 from ..common.owners import NOT_MINE, Owner, verdict
@@ -105,10 +105,10 @@ def refusal(error):
         what = f"the {service} quota is full"
         return (what + (f" ({resource})" if resource else ""), cause.detail)
     if getattr(error, "reason", None) == "container-error":
-        text = f"{error.message} {error.log_message or ''}"
-        found = NO_HOST.search(text)
-        if found:
-            return ("the cloud has no host with room for it", found.group(0))
+        if NO_HOST.search(error.message or ""):
+            # "The server's container … is Error: <Zun's status_reason>"
+            return ("the cloud has no host with room for it",
+                    error.message.split(": ", 1)[-1])
     return None
 
 
@@ -312,7 +312,10 @@ class PlacesMixin(ZunHost):
             return None
         projects = {}
         for place in places:
-            context = self.context_of(place)
+            try:
+                context = self.context_of(place)
+            except CloudError as e:
+                raise for_user(e, f"log in to place {place.name}") from None
             projects.setdefault(id(context), (context, []))[1].append(place)
 
         async def look(context, members):
