@@ -316,6 +316,14 @@ async def test_no_host_in_the_homes_place_names_zuns_reason(two):
     assert north.zun.made == [] and north.homes() == []
 
 
+async def test_deleting_the_user_deletes_the_home_in_its_place(two):
+    north, south = two()
+    south.cinder.add("home-alice", ours())
+    north.cinder.add("home-alice", {**ours(), "hub.jupyter.org/hub": "another-hub"})
+    await spawner(delete_home_volume_on_delete=True).delete_forever()
+    assert south.homes() == [] and north.homes() == ["home-alice"]
+
+
 async def test_homes_in_two_places_stop_the_start_for_the_administrator(two):
     north, south = two()
     north.cinder.add("home-alice", ours())

@@ -368,6 +368,18 @@ class PlacesMixin(ZunHost):
         return (f"Your server will run in {order[0]}, or in the next place with room "
                 f"({', '.join(order[1:])}) if {order[0]} is full.")
 
+    async def delete_forever(self):
+        """Delete the home (when configured) in the place where it is."""
+        if not self.places:
+            return await super().delete_forever()
+        try:
+            home = await self.home_place(self.all_places())
+        except SpawnException as e:
+            self.log.warning("%s: not deleting the home: %s", self._log_name, e.log_message)
+            return
+        with self.working_in(home or self.place):
+            await super().delete_forever()
+
     # -- a home made for a start that the place then refused -----------------------
 
     async def _create_home_volume(self, cinder, size):
