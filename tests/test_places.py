@@ -361,6 +361,16 @@ async def test_a_restarted_hub_polls_each_server_in_its_own_place(two):
     assert north.zun.gets == 0 and south.zun.gets >= 2
 
 
+async def test_a_server_from_before_places_is_polled_in_the_hubs_own_project(two):
+    north, south = two()
+    uuid = north.zun.server("jupyter-alice")
+    # places added to a running hub, its own project not first
+    s = spawner(places=[PLACES[1], PLACES[0]],
+                state={"container_id": uuid, "container_name": "jupyter-alice"})
+    assert await s.poll() is None
+    assert south.zun.gets == 0 and north.zun.gets == 1
+
+
 async def test_a_place_that_is_down_never_reports_its_servers_stopped(two):
     north, south = two()
     uuid = south.zun.server("jupyter-alice")

@@ -203,10 +203,20 @@ class PlacesMixin(ZunHost):
 
     @property
     def place(self):
-        """The place this server runs (or starts) in."""
+        """The place this server runs (or starts) in.
+
+        A server whose state names no place ran before ``places`` was set: in
+        the place that is the spawner's own project (no ``cloud``/``auth`` of
+        its own, or the spawner's ``cloud``, in its region), else the first.
+        """
         places = self.all_places()
         for place in places:
             if place.name == self.place_name:
+                return place
+        for place in places:
+            own = (place.cloud is None and place.auth is None) or (
+                place.cloud is not None and place.cloud == self.cloud)
+            if own and (place.region_name or self.region_name) == self.region_name:
                 return place
         return places[0]
 
