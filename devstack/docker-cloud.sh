@@ -44,10 +44,15 @@ docker_debs() { # the Debian packages the Docker path needs that are missing
     [[ -x /usr/bin/sudo ]] || echo sudo
 }
 
-docker_install() {
+# (also the image of Magnum's real nodes: local-cloud's magnum_nodes)
+notebook_image() {
     log "the notebook image (devstack/notebook-image; cached)"
     "$NOTEBOOK_IMAGE" build >"$VENVS/notebook-image.log" 2>&1 ||
         { tail -n 30 "$VENVS/notebook-image.log" >&2; die "devstack/notebook-image build failed"; }
+}
+
+docker_install() {
+    notebook_image
     install_editable "$VENVS/zun" "$DOCKER_PARTS_SRC"
     install_editable "$VENVS/cinder" "$DOCKER_PARTS_SRC"
 }

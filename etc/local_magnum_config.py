@@ -7,6 +7,7 @@ environment:
   LOCAL_MAGNUM_CLUSTER  the Magnum cluster (name or uuid; default "demo")
 """
 
+import json
 import os
 import pathlib
 
@@ -24,3 +25,13 @@ c.MagnumSpawner.working_dir = c.ZunSpawner.workdir
 c.MagnumSpawner.magnum_cluster = os.environ.get("LOCAL_MAGNUM_CLUSTER", "demo")
 c.MagnumSpawner.home_volume_size = 1
 c.MagnumSpawner.delete_grace_period = 2
+
+# Real nodes (LOCAL_CLOUD_MAGNUM_NODES=containerd): the pods are on the nodes'
+# networks, which reach the local cloud at one address (the hub listens there),
+# and the nodes pull the notebook image from the local registry.
+nodes_path = pathlib.Path(os.environ.get("OS_CLIENT_CONFIG_FILE") or "/nonexistent").with_name(
+    "magnum-nodes.json")
+if nodes_path.exists():
+    nodes = json.loads(nodes_path.read_text())
+    c.JupyterHub.hub_ip = nodes["hub_ip"]
+    c.MagnumSpawner.image = nodes["image"]

@@ -50,6 +50,17 @@ if DOCKER:
         subprocess.run([str(REPO / "devstack" / "notebook-image"), "name"], check=True,
                        capture_output=True, text=True).stdout.strip())
 
+#: LOCAL_CLOUD_MAGNUM_NODES=containerd: Magnum's local clusters have real nodes
+#: (containerd, kubelet, kube-proxy), which pull the notebook image from the local
+#: registry; the kubelet stand-in maps IMAGE onto its notebook venv.
+MAGNUM_NODES = os.environ.get("LOCAL_CLOUD_MAGNUM_NODES") == "containerd"
+MAGNUM_IMAGE = IMAGE
+if MAGNUM_NODES:
+    MAGNUM_IMAGE = "127.0.0.1:%s/%s" % (
+        os.environ.get("LOCAL_REGISTRY_PORT", "5050"),
+        subprocess.run([str(REPO / "devstack" / "notebook-image"), "name"], check=True,
+                       capture_output=True, text=True).stdout.strip())
+
 pytestmark = pytest.mark.localcloud
 
 

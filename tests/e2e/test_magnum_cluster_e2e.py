@@ -12,6 +12,7 @@ signed.  The tests of one module share one cluster (creating one costs
 
 import asyncio
 import base64
+import ipaddress
 import os
 import re
 import socket
@@ -20,10 +21,16 @@ import uuid
 
 import pytest
 
-from .conftest import CLOUD_DIR, magnum_csr, require_magnum, wait_for
+from .conftest import CLOUD_DIR, MAGNUM_IMAGE, MAGNUM_NODES, magnum_csr, require_magnum, wait_for
 
 IMAGE_NAME = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 NS = "default"
+#: What the test pods run: real nodes pull the notebook image (sh, coreutils,
+#: python3) from the local registry; the stand-in runs the host's programs.
+POD_IMAGE = MAGNUM_IMAGE if MAGNUM_NODES else "busybox"
+#: Where pod IPs come from: [local_cluster] pod_network (real nodes, a /24 per
+#: node) or the stand-in's pod_address_base (one loopback address per pod).
+POD_NETWORK = ipaddress.ip_network("10.244.0.0/16" if MAGNUM_NODES else "127.20.0.0/16")
 
 
 def _b64(text):
@@ -117,7 +124,7 @@ class Cluster:
                 "spec": {"restartPolicy": container.pop("restart", "Never"),
                          "automountServiceAccountToken": False,
                          "volumes": container.pop("volumes", []),
-                         "containers": [dict({"name": "main", "image": "busybox",
+                         "containers": [dict({"name": "main", "image": POD_IMAGE,
                                               "command": command}, **container)]}}
         self.run(self.api.create_namespaced_pod(NS, body))
 
@@ -188,6 +195,13 @@ def test_ca_and_signed_certificate_reach_the_real_apiserver(cluster):
     assert [n.metadata.name for n in nodes] == ["%s-node-0" % cluster.name]
     ready = [cond.status for cond in nodes[0].status.conditions if cond.type == "Ready"]
     assert ready == ["True"]
+    # Magnum reports the nodes' addresses (a NodePort is reached there) and
+    # the control plane's
+    magnum = cluster.cim.get_cluster(cluster.cluster.id)
+    assert magnum.node_addresses == [
+        a.address for n in nodes for a in n.status.addresses if a.type == "InternalIP"]
+    host = re.match(r"https://([^:/]+)", magnum.api_address).group(1)
+    assert magnum.master_addresses == [host]
     names = {ns.metadata.name for ns in cluster.run(cluster.api.list_namespace()).items}
     assert {"default", "kube-system", "kube-public"} <= names
 
@@ -213,7 +227,7 @@ def test_pod_runs_its_command_with_env_args_and_workdir(cluster):
     term = pod.status.container_statuses[0].state.terminated
     assert (term.exit_code, term.reason) == (7, "Error")
     assert pod.status.phase == "Failed"
-    assert pod.status.pod_ip.startswith("127.20.")
+    assert ipaddress.ip_address(pod.status.pod_ip) in POD_NETWORK
     cluster.delete_pod("cmd")
 
 
@@ -271,7 +285,11 @@ def test_claim_is_a_cinder_volume_whose_files_survive_the_pod(cluster, local_clo
     pvc = _claim(cluster, "home")
     assert pvc.spec.storage_class_name == "standard"  # the default class
     pv = cluster.run(cluster.api.read_persistent_volume(pvc.spec.volume_name))
-    volume = _volume(local_cloud, pv.spec.csi.volume_handle)
+    # (real nodes: a hostPath of the volume mounted on the machine, no CSI node
+    # plugin; the provisioner names the volume in an annotation)
+    volume_id = (pv.metadata.annotations["magnum.openstack.org/cinder-volume-id"]
+                 if MAGNUM_NODES else pv.spec.csi.volume_handle)
+    volume = _volume(local_cloud, volume_id)
     assert volume is not None and volume.size == 1  # in the hub's own project
     assert volume.name == "pvc-%s" % pvc.metadata.uid
     mount = {"volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}],

@@ -10,13 +10,18 @@ Magnum, kubernetes_asyncio with the test's own Magnum-signed admin certificate.
 
 import asyncio
 import base64
+import ipaddress
 import os
+import signal
+import socket
+import subprocess
 import time
 import uuid
 
 import pytest
 
-from .conftest import IMAGE, magnum_csr, require_magnum, wait_for
+from .conftest import (CLOUD_DIR, MAGNUM_IMAGE, MAGNUM_NODES, magnum_csr, require_magnum,
+                       wait_for)
 
 TEMPLATE_IMAGE = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 FLAVORS = {
@@ -40,10 +45,10 @@ class Magnum:
         self.clusters = []
         self._admin = None
 
-    def create(self, name, wait=True):
+    def create(self, name, wait=True, node_count=1):
         cluster = self.cim.create_cluster(
             name=name, cluster_template_id=self.template.id,
-            master_count=1, node_count=1)
+            master_count=1, node_count=node_count)
         self.clusters.append(cluster.id)
         if wait:
             return wait_for(lambda: self.finished(cluster.id), 240, 1,
@@ -114,7 +119,8 @@ def magnum(local_cloud, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(magnum):
-    c = magnum.create(magnum.name)
+    # real nodes: two, so that servers spread and one node can fail
+    c = magnum.create(magnum.name, node_count=2 if MAGNUM_NODES else 1)
     assert c.status == "CREATE_COMPLETE", c.status_reason
     return c
 
@@ -202,6 +208,72 @@ def test_home_survives_stop_and_start_and_stop_deletes_the_pod(
     magnum_hub.stop_server("grace")
 
 
+# -- a hub outside the cluster: NodePort services on the nodes' addresses ---------
+
+needs_nodes = pytest.mark.skipif(
+    not MAGNUM_NODES, reason="needs real nodes (kube-proxy, a scheduler, kubelets): "
+                             "LOCAL_CLOUD_MAGNUM_NODES=containerd")
+#: [local_cluster] pod_network of the local cloud's real nodes
+POD_NETWORK = "10.244.0.0/16"
+
+
+@pytest.fixture
+def pods_unreachable():
+    """The local cloud's side (the hub, its proxy, this test) cannot open a
+    connection to a pod IP, as a hub outside a real Magnum cluster: only the
+    nodes' addresses answer.  (Pods still reach the hub: replies pass.)"""
+    rule = ["OUTPUT", "-d", POD_NETWORK, "-m", "conntrack", "--ctstate", "NEW",
+            "-j", "REJECT"]
+    subprocess.run(["iptables", "-w", "-I", *rule], check=True)
+    yield
+    subprocess.run(["iptables", "-w", "-D", *rule], check=True)
+
+
+@pytest.fixture
+def node_port_hub(local_cloud, cluster, tmp_path):
+    from .conftest import HubProcess
+
+    h = HubProcess(tmp_path / "node-port-hub", local_cloud, hub_config(cluster.name) +
+                   '\nc.MagnumSpawner.server_access = "node_port"\n')
+    h.start()
+    yield h
+    h.shutdown()
+
+
+@needs_nodes
+def test_node_port_a_hub_that_reaches_only_the_nodes_runs_a_cell(
+    pods_unreachable, node_port_hub, cluster, magnum, admin, local_cloud
+):
+    from kubernetes_asyncio.client.rest import ApiException
+
+    hub = node_port_hub
+    server = hub.start_server("nadia")
+    p = pod(admin, local_cloud, hub.hub_id, "jupyter-nadia")
+    assert ipaddress.ip_address(p.status.pod_ip) in ipaddress.ip_network(POD_NETWORK)
+    with socket.socket() as s:
+        s.settimeout(3)
+        assert s.connect_ex((p.status.pod_ip, 8888)) != 0  # the pod itself: refused
+    service = local_cloud.run(admin.read_namespaced_service("jupyter-nadia", hub.hub_id))
+    assert service.spec.type == "NodePort"
+    nodes = magnum.cim.get_cluster(cluster.id).node_addresses
+    assert len(nodes) == 2
+    # the hub reaches the server on the first node Magnum reports, at the node port
+    assert server["state"]["node_url"] == f"http://{nodes[0]}:{service.spec.ports[0].node_port}"
+    out = hub.run_cell("nadia", "print(6 * 7)")
+    assert out["stdout"].strip() == "42", out
+    hub.stop_server("nadia")
+    assert pod(admin, local_cloud, hub.hub_id, "jupyter-nadia") is None
+
+    def service_gone():
+        try:
+            local_cloud.run(admin.read_namespaced_service("jupyter-nadia", hub.hub_id))
+        except ApiException as e:
+            return e.status == 404
+        return False
+    # owned by the pod: Kubernetes' garbage collector removes it with the pod
+    wait_for(service_gone, 60, 1, "the server's Service to go with its pod")
+
+
 # -- in-process spawners (one cluster per process: the not-ready test goes first) --
 
 def make_spawner(local_cloud, cluster_name, username, **config):
@@ -219,7 +291,7 @@ def make_spawner(local_cloud, cluster_name, username, **config):
     cfg.MagnumSpawner.cloud = local_cloud.cloud
     cfg.MagnumSpawner.hub_id = "e2e-inproc"
     cfg.MagnumSpawner.magnum_cluster = cluster_name
-    cfg.MagnumSpawner.image = IMAGE
+    cfg.MagnumSpawner.image = MAGNUM_IMAGE
     cfg.MagnumSpawner.flavors = FLAVORS
     cfg.MagnumSpawner.home_volume_size = 0
     cfg.MagnumSpawner.start_timeout = 90
@@ -359,3 +431,59 @@ def test_poll_of_n_servers_makes_no_api_call(cluster, local_cloud):
 
 async def poll_all(spawners):
     return await asyncio.gather(*(s.poll() for s in spawners))
+
+
+SLEEP = ["python3", "-c", "import time; time.sleep(600)"]
+
+
+def kubelet_pid(cluster, node_name):
+    """The pid of the kubelet of node ``<cluster>-node-N`` (the driver's pid file)."""
+    index = int(node_name.rsplit("-", 1)[1])
+    path = CLOUD_DIR / "state" / "magnum" / cluster.id / "pids" / f"kubelet-{index}"
+    return int(path.read_text().split()[0])
+
+
+@needs_nodes
+def test_servers_spread_over_the_nodes_and_a_node_that_stops(cluster, admin, local_cloud):
+    """Runs last: one node's kubelet is stopped (SIGSTOP: the driver restarts a
+    kubelet that exits) and continued at the end."""
+    spawners = [make_spawner(local_cloud, cluster.name, f"spread{i}", cmd=SLEEP)
+                for i in range(2)]
+    for s in spawners:
+        start(local_cloud, s)
+
+    def node_of(s):
+        return pod(admin, local_cloud, s.namespace, s.pod_name).spec.node_name
+
+    nodes = [n.metadata.name for n in local_cloud.run(admin.list_node()).items]
+    assert sorted(node_of(s) for s in spawners) == sorted(nodes)  # one on each node
+    down = node_of(spawners[0])
+    pid = kubelet_pid(cluster, down)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        def node_ready(name):
+            node = local_cloud.run(admin.read_node(name))
+            return [c.status for c in node.status.conditions if c.type == "Ready"] == ["True"]
+
+        # the node controller's grace period (40 s) for a kubelet that stopped reporting
+        wait_for(lambda: not node_ready(down), 120, 2, f"node {down} to be NotReady")
+
+        def pod_ready(s):
+            conditions = pod(admin, local_cloud, s.namespace, s.pod_name).status.conditions
+            return [c.status for c in conditions if c.type == "Ready"] == ["True"]
+
+        wait_for(lambda: not pod_ready(spawners[0]), 30, 1, "the pod on it to be not Ready")
+        # As KubeSpawner documents poll(): the pod is there and its container
+        # has not terminated, so the server counts as running (the pod
+        # would be evicted after its toleration, 300 s by default) ...
+        assert local_cloud.run(spawners[0].poll()) is None
+        assert local_cloud.run(spawners[1].poll()) is None
+        # ... and a new server starts on the node that is up.
+        late = make_spawner(local_cloud, cluster.name, "spread2", cmd=SLEEP)
+        start(local_cloud, late)
+        assert node_of(late) != down and node_ready(node_of(late))
+        spawners.append(late)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for s in spawners:
+        local_cloud.run(s.stop(now=True))

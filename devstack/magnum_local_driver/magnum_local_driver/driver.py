@@ -76,6 +76,15 @@ def node_count(cluster):
     return max(1, min(nodenet.MAX_NODES, cluster.node_count or 1))
 
 
+def _addresses(cluster, cdir, role):
+    """A node group's ``node_addresses``: the control plane's for the
+    master group, else the nodes' InternalIPs (the stand-in's node is
+    127.0.0.1)."""
+    if role == 'master':
+        return [cluster.api_address.split('//', 1)[1].rsplit(':', 1)[0]]
+    return kubelets.addresses(cdir) or ['127.0.0.1']
+
+
 class Driver(driver.Driver):
     """Local control-plane clusters; see the module docstring."""
 
@@ -174,9 +183,6 @@ class Driver(driver.Driver):
             kubelets.start(CHILDREN, cdir, opts.kube_bin_dir)
         cluster.api_address = api
         cluster.coe_version = KUBE_VERSION
-        for ng in cluster.nodegroups:
-            ng.node_addresses = [n['address'] for n in nodes] or \
-                ['127.0.0.1']
         cluster.stack_id = cluster.uuid
         LOG.info('Local cluster %s: control plane starting at %s (slot %d)',
                  cluster.uuid, api, slot)
@@ -262,12 +268,16 @@ class Driver(driver.Driver):
                                                  cdir.log_tail(name, 5)))
         ready, why = self._api_ready(context, cluster)
         if ready:
+            # cluster.nodegroups are read from the database at each access:
+            # each one is changed and saved, before the cluster says it is
+            # complete (a client that sees that sees the addresses too).
+            for ng in cluster.nodegroups:
+                ng.node_addresses = _addresses(cluster, cdir, ng.role)
+                ng.status = fields.ClusterStatus.CREATE_COMPLETE
+                ng.save()
             cluster.status = fields.ClusterStatus.CREATE_COMPLETE
             cluster.status_reason = None
             cluster.save()
-            for ng in cluster.nodegroups:
-                ng.status = fields.ClusterStatus.CREATE_COMPLETE
-                ng.save()
             LOG.info('Local cluster %s is ready at %s', cluster.uuid,
                      cluster.api_address)
             return
