@@ -284,7 +284,9 @@ class Handler(stub_server.JSONHandler):
     def _create(self, coll):
         templates = {
             "networks": dict(NETWORK, subnets=[], shared=False, is_default=False),
-            "subnets": dict(SUBNET, allocation_pools=[]),
+            # not the local subnet's gateway (set on the Docker path): Neutron's
+            # default, below, unless the body names one
+            "subnets": dict(SUBNET, allocation_pools=[], gateway_ip=None),
             "routers": {"status": "ACTIVE", "admin_state_up": True, "routes": [],
                         "external_gateway_info": None, "description": "",
                         "created_at": CREATED, "updated_at": CREATED, "revision_number": 1},

@@ -17,6 +17,7 @@ first failure.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -125,7 +126,12 @@ def run_container(zun, body, timeout):
                                                  c.get("status_reason"),
                                                  c.get("status_detail")))
         return c["status"] == "Running", c
-    c = wait("container %s -> Running" % uuid_, check, timeout, 0.3)
+    try:
+        c = wait("container %s -> Running" % uuid_, check, timeout, 0.3)
+    except SystemExit:
+        # a failed smoke test leaves no container behind
+        zun.delete("/containers/%s?stop=true" % uuid_, headers=ZUN_HEADERS, raise_exc=False)
+        raise
     return uuid_, c
 
 
@@ -149,13 +155,21 @@ def main():
     parser.add_argument("--cloud-dir", default=os.environ.get(
         "MAGNUM_CLOUD_DIR", os.path.join(repo, ".cache", "local-cloud")))
     parser.add_argument("--cloud", default="local")
-    parser.add_argument("--image", default="quay.io/jupyter/base-notebook")
+    parser.add_argument("--image", default=None,
+                        help="default: the Docker path's image (docker.json), else the "
+                             "name the process driver maps onto its notebook venv")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--no-container", action="store_true",
                         help="stop after the Cinder steps")
     parser.add_argument("--no-volume-mount", action="store_true",
                         help="skip the container with a Cinder volume")
     args = parser.parse_args()
+    if args.image is None:
+        docker = os.path.join(args.cloud_dir, "docker.json")
+        args.image = "quay.io/jupyter/base-notebook"
+        if os.path.exists(docker):
+            with open(docker) as f:
+                args.image = json.load(f)["image"]
 
     sess, zun, cinder = connect(args.cloud_dir, args.cloud)
     step("token for project %s" % sess.get_project_id())

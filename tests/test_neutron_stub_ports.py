@@ -94,3 +94,14 @@ def test_without_subnet_ports_stay_read_only():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_new_subnet_gets_its_own_gateway_not_the_local_subnets(stub):
+    # DevStack's public network made through the API (the plugin's e2e test):
+    # Neutron's default gateway is the new subnet's first address
+    net = requests.post(f"{stub}/networks", json={"network": {"name": "public"}},
+                        timeout=5).json()["network"]
+    r = requests.post(f"{stub}/subnets", json={"subnet": {
+        "network_id": net["id"], "cidr": "172.24.4.0/24"}}, timeout=5)
+    assert r.status_code == 201
+    assert r.json()["subnet"]["gateway_ip"] == "172.24.4.1"

@@ -113,6 +113,11 @@ def proxied_clouds_yaml(cloud, proxy, path):
     config["clouds"][cloud.cloud]["auth"]["auth_url"] = proxy.keystone
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
+    # the hub's config reads the Docker path's facts (image, hub address) next
+    # to its clouds.yaml
+    docker = cloud.clouds_yaml.with_name("docker.json")
+    if docker.exists():
+        path.with_name("docker.json").write_text(docker.read_text())
     return path
 
 

@@ -80,6 +80,10 @@ def test_a_file_in_home_survives_stop_and_start(hub):
             "kept across restarts"
         )
         assert the_home_volume(hub, "vera").id == volume.id  # the same volume, no second
+        # detached from the first container, attached to a new one
+        again = hub.api("GET", "/users/vera").json()["servers"][""]["state"]
+        assert again["container_id"] != state["container_id"]
+        assert hub.cloud.container(state["container_id"]) is None
     finally:
         cleanup(hub, "vera")
 

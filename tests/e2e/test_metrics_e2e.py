@@ -11,20 +11,20 @@ import re
 import pytest
 import requests
 
-from .conftest import wait_for
+from .conftest import IMAGE, wait_for
 from .test_home_volumes_e2e import cleanup
 
 pytestmark = pytest.mark.localcloud
 
-EXTRA = """
-c.JupyterHub.load_roles.append({"name": "scraper", "scopes": ["read:metrics"],
-                                "services": ["e2e"]})
+EXTRA = f"""
+c.JupyterHub.load_roles.append({{"name": "scraper", "scopes": ["read:metrics"],
+                                "services": ["e2e"]}})
 
 
 def _image(spawner):
     if spawner.user.name == "metrics-fail":
         return "quay.io/jupyter/no-such-image"
-    return "quay.io/jupyter/base-notebook"
+    return {IMAGE!r}  # the local cloud's notebook image (its registry on the Docker path)
 
 
 c.ZunSpawner.image = _image
