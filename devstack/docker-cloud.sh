@@ -175,6 +175,32 @@ docker_start_computes() {
     done
 }
 
+# docker_compute stop|start HOST: one host's zun-compute only (its Docker daemon
+# and containers stay), as when the service dies on a real compute host; the
+# lost-host e2e test uses it.
+docker_compute() {
+    local action=$1 host=$2 name="zun-compute@$2" i
+    [[ -f "$ETC/zun/zun-$host.conf" ]] || die "no Docker host $host in this cloud"
+    case $action in
+    stop)
+        alive "$name" || return 0
+        kill -TERM -- "-$(cat "$RUN/$name.pid")"
+        for i in $(seq 100); do
+            alive "$name" || break
+            sleep 0.1
+        done
+        alive "$name" && kill -KILL -- "-$(cat "$RUN/$name.pid")"
+        rm -f "$RUN/$name.pid"
+        ;;
+    start)
+        alive "$name" && return 0
+        PATH="$ETC/zun/bin:$VENVS/zun/bin:$PATH" start "$name" \
+            "$VENVS/zun/bin/zun-compute" --config-file "$ETC/zun/zun-$host.conf"
+        ;;
+    *) die "compute stop|start HOST" ;;
+    esac
+}
+
 docker_services() { # docker_services SERVICE...: the list with this path's
     local s host # process groups in place of zun-compute (one a line)
     for s in "$@"; do [[ $s == zun-compute ]] || echo "$s"; done

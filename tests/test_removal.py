@@ -61,7 +61,7 @@ async def test_with_delete_stopped_containers_off_the_container_stays(cloud):
     assert not cloud.requests("DELETE")
 
 
-async def test_a_lost_hosts_container_is_kept_in_state_and_removed_when_zun_allows(cloud, caplog):
+async def test_an_unknown_container_is_kept_in_state_and_removed_when_zun_allows(cloud, caplog):
     zun = LifecycleZun().install(cloud.m)
     spawner = make_spawner(config={"unknown_grace_period": 60})
     uuid = zun.server("jupyter-alice", "Unknown")
@@ -77,7 +77,7 @@ async def test_a_lost_hosts_container_is_kept_in_state_and_removed_when_zun_allo
     # the next start says why it cannot go on; it makes no second container
     with pytest.raises(SpawnException) as info:
         await fresh.start()
-    assert "compute host that stopped reporting" in info.value.message
+    assert "in Zun's status Unknown" in info.value.message
     assert zun.made == [uuid]
     # the host is back: the container is removed, and the server starts
     zun.set(uuid, status="Stopped")

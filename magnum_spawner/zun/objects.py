@@ -37,7 +37,8 @@ RUNNING_STATES = frozenset({"Running", "Creating", "Created", "Restarting", "Pau
 #: Zun status -> stopped (poll() returns an exit status).
 STOPPED_STATES = frozenset({"Stopped", "Error", "Dead", "Deleted"})
 #: Every status Zun 18 has (``zun.common.consts.CONTAINER_STATUSES``).  Unknown
-#: (the host stopped reporting) is the spawner's to judge; Deleting ends in a 404.
+#: (Docker gave no state Zun knows; never a lost host on Zun 18) is the
+#: spawner's to judge; Deleting ends in a 404.
 #: A status not here (a later Zun's) counts as running: never as stopped.
 ZUN_STATUSES = RUNNING_STATES | STOPPED_STATES | {"Unknown", "Deleting"}
 

@@ -75,7 +75,7 @@ def container_step(container, home_volume=False):
     if status == "Running":
         return RUNNING, "Your server is running"
     if status == "Unknown":
-        return None, "The cloud lost contact with the machine of your server; waiting"
+        return None, "The cloud cannot tell what your server is doing; waiting"
     return None
 
 

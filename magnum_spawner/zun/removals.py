@@ -144,9 +144,9 @@ class RemovalMixin(ZunHost):
             if unknown:
                 uuid = unknown[0].refused[0]
                 raise spawn_error(
-                    f"Your previous server (container {uuid}) is on a compute host "
-                    "that stopped reporting, and Zun cannot remove it until the host "
-                    "is back; tell your administrator.",
+                    f"Your previous server (container {uuid}) is in Zun's status "
+                    "Unknown, and Zun does not let the hub remove it; tell your "
+                    "administrator.",
                     reason="previous-container",
                     log_message=f"container {uuid} is Unknown; Zun refuses to delete "
                     "it (an administrator can delete it with --force)",

@@ -145,10 +145,12 @@ class ZunHost(Host):
         300,
         config=True,
         help="""
-        Seconds a container may stay in Zun's ``Unknown`` status (its compute host
-        stopped reporting) before poll() reports the server as stopped.  A short
-        network blip between Zun and a host must not stop a user's server; a
-        host that is really gone must not leave the user unable to start again.
+        Seconds a container may stay in Zun's ``Unknown`` status before poll()
+        reports the server as stopped.  Zun's Docker driver reports ``Unknown``
+        when Docker gives no state it knows for the container; a short hiccup
+        must not stop a user's server, a container that stays so must not leave
+        the user unable to start again.  A lost compute host is not ``Unknown``
+        on Zun 18: its containers keep their last status (operator-guide.md §10).
         """,
     )
 

@@ -456,7 +456,7 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
             since = self._unknown_since
             if since is None:
                 since = self._unknown_since = loop.time()
-                self.log.warning("%s: compute host not reporting (Unknown)", self._log_name)
+                self.log.warning("%s: Zun reports the container Unknown (Docker gave no state Zun knows)", self._log_name)
             if loop.time() - since < self.unknown_grace_period:
                 return None
             self.log.warning(

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from .conftest import CLOUD_DIR, IMAGE, wait_for
+from .conftest import CLOUD_DIR, IMAGE, LOCAL_CLOUD, LocalCloud, wait_for
 
 pytestmark = [pytest.mark.localcloud, pytest.mark.docker_path]
 
@@ -113,3 +113,58 @@ def test_an_image_that_cannot_be_had_is_a_clear_sentence_and_leaves_nothing(
              "the failed container to be removed")
     print(f"{case}: {text}")
 
+
+
+def compute(action, host):
+    """Stop or start one host's zun-compute only (its Docker daemon and
+    containers stay up, as when the service dies on a real compute host)."""
+    subprocess.run([str(LOCAL_CLOUD), "compute", action, host], check=True, timeout=60)
+
+
+def test_a_lost_compute_host_keeps_its_servers_and_new_starts_go_elsewhere(
+        hub_factory, local_cloud, monkeypatch):
+    # What Zun 18 really does when a zun-compute stops (docs/operator-guide.md,
+    # "A lost compute host"): it never shows the containers Unknown; they keep
+    # their last status.  An operator marks the service down (force_down), as
+    # Zun's own docs say to, and Zun's scheduler then leaves the host out.
+    # (the unit tests' fixture points OS_CLIENT_CONFIG_FILE at an empty file)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(local_cloud.clouds_yaml))
+    admin = LocalCloud(local_cloud.clouds_yaml, "local-admin").zunclient
+    # the hub gives up waiting for a refused delete after 10 s (not 120)
+    hub = hub_factory("c.ZunSpawner.delete_timeout = 10\n")
+    hub.start_server("ludo")
+    lost = local_cloud.containers(**{"hub.jupyter.org/hub": hub.hub_id})[0]
+    lost_host = host_of(lost["uuid"])
+    other = next(h for h in docker_cloud()["hosts"] if h != lost_host)
+    compute("stop", lost_host)
+    try:
+        admin.services.force_down(lost_host, "zun-compute", True)
+        services = {s.host: s.state for s in admin.services.list()
+                    if s.binary == "zun-compute"}
+        assert services == {lost_host: "down", other: "up"}, services
+        # Zun keeps showing the container's last status: Running, not Unknown
+        t0 = time.monotonic()
+        assert local_cloud.container(lost["uuid"])["status"] == "Running"
+        assert time.monotonic() - t0 < 10  # no RPC to the lost host once it is down
+        # Docker on that host still runs it: the hub keeps the server, and it answers
+        time.sleep(6)  # a few of the hub's polls (poll_interval 5, hub poll 2)
+        assert (hub.server("ludo") or {}).get("ready"), hub.log_tail()
+        assert hub.server_api("GET", "ludo", "api/status").status_code == 200
+        # a new start goes to the host that reports
+        hub.start_server("nadia")
+        placed = local_cloud.containers(**{"hub.jupyter.org/user": "nadia",
+                                           "hub.jupyter.org/hub": hub.hub_id})[0]
+        assert host_of(placed["uuid"]) == other
+        # stopping the lost host's server: the hub lets it go at once, but Zun
+        # refuses the delete ("host is not up", a 500) until the host is back
+        hub.stop_server("ludo")
+        time.sleep(5)
+        assert local_cloud.container(lost["uuid"]) is not None
+    finally:
+        compute("start", lost_host)
+        admin.services.force_down(lost_host, "zun-compute", False)
+    # back: the spawner's clean-up removes the container (its retries back off
+    # to a minute while Zun refuses)
+    wait_for(lambda: local_cloud.container(lost["uuid"]) is None, 180, 2,
+             "the lost host's container to be removed once the host is back")
+    hub.stop_server("nadia")
