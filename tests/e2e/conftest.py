@@ -82,6 +82,9 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "docker_path: only on the local cloud's Docker path (LOCAL_CLOUD_DRIVER=docker)")
+    config.addinivalue_line(
+        "markers", "real_nodes: only on Magnum clusters with real nodes "
+        "(LOCAL_CLOUD_MAGNUM_NODES=containerd)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -89,12 +92,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in pathlib.Path(item.fspath).parents:
             item.add_marker(pytest.mark.localcloud)
-    # Tests of the Docker path only exist there (deselected, not skipped).
-    if not DOCKER:
-        other = [i for i in items if i.get_closest_marker("docker_path")]
-        if other:
-            config.hook.pytest_deselected(items=other)
-            items[:] = [i for i in items if not i.get_closest_marker("docker_path")]
+    # Tests of the Docker path or of real Magnum nodes only exist there
+    # (deselected, not skipped: under CI a skip fails the run).
+    absent = [m for m, here in (("docker_path", DOCKER), ("real_nodes", MAGNUM_NODES)) if not here]
+    other = [i for i in items if any(i.get_closest_marker(m) for m in absent)]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [i for i in items if i not in other]
     items.sort(key=lambda item: pathlib.Path(item.fspath).name == RUN_LAST)
 
 
