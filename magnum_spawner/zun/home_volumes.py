@@ -83,6 +83,19 @@ class HomeVolumeMixin(HomeVolumeSettings):
             ids.add((getattr(orm_spawner, "state", None) or {}).get("home_volume_id"))
         return ids - {None}
 
+    async def _homes_by_metadata(self, cinder):
+        """``(key, volume)`` for each of this server's volumes in ``cinder`` whose
+        metadata names this hub and its owner: by the owner's id first (a
+        renamed user's home keeps it), then by the user name of homes made
+        before ids were recorded."""
+        identity = self.home_volume_identity
+        per_server_volume = per_server(self.home_volume_name_template)
+        for key in (LABEL_USER_ID, LABEL_USER):
+            search = {k: identity[k] for k in (LABEL_HUB, key, LABEL_MANAGED_BY)}
+            for volume in await cinder.find(metadata=search):
+                if matches_server(volume, self.name, per_server_volume):
+                    yield key, volume
+
     async def _find_home_volumes(self, cinder, by_name=True):
         """This server's home volumes, by state id, owner metadata and name.
 
@@ -124,14 +137,8 @@ class HomeVolumeMixin(HomeVolumeSettings):
             else:
                 judge(volume, "the id in the hub's state")
         identity = self.home_volume_identity
-        per_server_volume = per_server(self.home_volume_name_template)
-        # By the owner's id first (a renamed user's home keeps it), then by the
-        # user name of homes made before ids were recorded.
-        for key in (LABEL_USER_ID, LABEL_USER):
-            search = {k: identity[k] for k in (LABEL_HUB, key, LABEL_MANAGED_BY)}
-            for volume in await cinder.find(metadata=search):
-                if matches_server(volume, self.name, per_server_volume):
-                    judge(volume, f"its metadata {key}")
+        async for key, volume in self._homes_by_metadata(cinder):
+            judge(volume, f"its metadata {key}")
         if by_name:
             name = self.home_volume_name
             others = {k: v for k, v in identity.items() if k not in (LABEL_USER, LABEL_USER_ID)}

@@ -32,11 +32,10 @@ from traitlets import Dict, Enum, List, TraitError, Unicode, validate
 from ..common import cloud as cloud_registry
 from ..common.errors import CloudError, OverQuota, for_user, spawn_error
 from ..common.logs import adopt_library_logs
-from ..common.names import LABEL_HUB, LABEL_MANAGED_BY, LABEL_USER, LABEL_USER_ID, per_server
 from ..common.owners import NOT_MINE, Owner, verdict
 from .cinder import CinderVolumes
 from .janitor import Janitor
-from .objects import describe, matches_server
+from .objects import describe
 from .settings import ZunHost
 
 #: The keys a place may have.
@@ -281,21 +280,16 @@ class PlacesMixin(ZunHost):
 
     async def _homes_in(self, cinder):
         """This server's homes in one project, found by their owner's marks."""
-        identity = self.home_volume_identity
         owner = Owner.of(self.hub_id, self.user)
-        per_server_volume = per_server(self.home_volume_name_template)
         recorded = self._recorded_volume_ids()
         found = {}
-        for key in (LABEL_USER_ID, LABEL_USER):
-            search = {k: identity[k] for k in (LABEL_HUB, key, LABEL_MANAGED_BY)}
-            for volume in await cinder.find(metadata=search):
-                if volume["status"] == "deleting" or not matches_server(
-                        volume, self.name, per_server_volume):
-                    continue
-                kind, _ = verdict(volume["metadata"], volume.get("created_at"), owner,
-                                  recorded=volume["id"] in recorded)
-                if kind != NOT_MINE:
-                    found[volume["id"]] = volume
+        async for _, volume in self._homes_by_metadata(cinder):
+            if volume["status"] == "deleting":
+                continue
+            kind, _ = verdict(volume["metadata"], volume.get("created_at"), owner,
+                              recorded=volume["id"] in recorded)
+            if kind != NOT_MINE:
+                found[volume["id"]] = volume
         return list(found.values())
 
     def _volume_zone(self, place):
