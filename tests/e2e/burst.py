@@ -150,8 +150,11 @@ class BurstHub(HubProcess):
         while True:
             try:
                 r = super().api(method, path, **kwargs)
-                # the proxy answers 503 (or 502) while the hub behind it is down
-                if r.status_code not in (502, 503):
+                # the proxy answers 503 (or 502) while the hub behind it is down,
+                # and its own plain 404 while the restarting hub has not yet put
+                # back its route (the hub's own 404s are JSON)
+                if r.status_code not in (502, 503) and not (
+                        r.status_code == 404 and "json" not in r.headers.get("Content-Type", "")):
                     return r
             except requests.RequestException:
                 pass
