@@ -136,7 +136,7 @@ def make_cluster():
         template = cim.find_cluster_template(CLUSTER) or cim.create_cluster_template(
             name=CLUSTER, image_id="k8s-local-v1.20.2", coe="kubernetes",
             server_type="vm", tls_disabled=False, public=False)
-        print(f"creating the Magnum cluster {CLUSTER!r} (about 10 s)")
+        print(f"creating the Magnum cluster {CLUSTER!r} (about 30 s: a control plane, a node)")
         cluster = cim.create_cluster(name=CLUSTER, cluster_template_id=template.id,
                                      master_count=1, node_count=1)
     for _ in range(240):

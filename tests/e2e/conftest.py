@@ -50,10 +50,11 @@ if DOCKER:
         subprocess.run([str(REPO / "devstack" / "notebook-image"), "name"], check=True,
                        capture_output=True, text=True).stdout.strip())
 
-#: LOCAL_CLOUD_MAGNUM_NODES=containerd: Magnum's local clusters have real nodes
-#: (containerd, kubelet, kube-proxy), which pull the notebook image from the local
-#: registry; the kubelet stand-in maps IMAGE onto its notebook venv.
-MAGNUM_NODES = os.environ.get("LOCAL_CLOUD_MAGNUM_NODES") == "containerd"
+#: Magnum's local clusters have real nodes (containerd, kubelet, kube-proxy), which
+#: pull the notebook image from the local registry, unless
+#: LOCAL_CLOUD_MAGNUM_NODES=standin (the kubelet stand-in maps IMAGE onto its
+#: notebook venv); the same default as devstack/local-cloud's.
+MAGNUM_NODES = os.environ.get("LOCAL_CLOUD_MAGNUM_NODES", "containerd") == "containerd"
 MAGNUM_IMAGE = IMAGE
 if MAGNUM_NODES:
     MAGNUM_IMAGE = "127.0.0.1:%s/%s" % (
@@ -84,7 +85,7 @@ def pytest_configure(config):
         "markers", "docker_path: only on the local cloud's Docker path (LOCAL_CLOUD_DRIVER=docker)")
     config.addinivalue_line(
         "markers", "real_nodes: only on Magnum clusters with real nodes "
-        "(LOCAL_CLOUD_MAGNUM_NODES=containerd)")
+        "(not with LOCAL_CLOUD_MAGNUM_NODES=standin)")
 
 
 def pytest_collection_modifyitems(config, items):

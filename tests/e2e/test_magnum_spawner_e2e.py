@@ -1,11 +1,13 @@
 """MagnumSpawner end to end: upstream Magnum 23 and a real kube-apiserver 1.20.
 
 The local cloud runs Magnum with the local cluster driver (issue 11): a cluster
-is a real kube-apiserver with a kubelet stand-in that runs each pod as
-processes (cgroup limits, its own loopback address as pod IP, claims as Cinder
-volumes).  A real JupyterHub with ``spawner_class = "magnum"`` starts servers on
-it; checks go through clients independent of the spawner: openstacksdk for
-Magnum, kubernetes_asyncio with the test's own Magnum-signed admin certificate.
+is a real kube-apiserver with two real nodes (containerd, kubelet, kube-proxy,
+kube-scheduler; issue 20) that pull the notebook image from the local registry,
+claims as Cinder volumes; with LOCAL_CLOUD_MAGNUM_NODES=standin, one kubelet
+stand-in that runs each pod as processes (the real_nodes tests deselected).
+A real JupyterHub with ``spawner_class = "magnum"`` starts servers on it; checks
+go through clients independent of the spawner: openstacksdk for Magnum,
+kubernetes_asyncio with the test's own Magnum-signed admin certificate.
 """
 
 import asyncio

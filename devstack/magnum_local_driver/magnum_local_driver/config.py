@@ -32,12 +32,12 @@ OPTS = [
     cfg.StrOpt('cgroup_parent', default='magnum-local',
                help='Parent group of the pods\' containers in each cgroup '
                     'v1 hierarchy.'),
-    cfg.StrOpt('node_runtime', default='standin',
-               choices=[('standin', 'one node agent runs pods as processes '
-                         '(node.py)'),
-                        ('containerd', 'real nodes: containerd, kubelet, '
+    cfg.StrOpt('node_runtime', default='containerd',
+               choices=[('containerd', 'real nodes: containerd, kubelet, '
                          'kube-proxy per node, kube-scheduler per cluster '
-                         '(kubelets.py)')],
+                         '(kubelets.py)'),
+                        ('standin', 'one node agent runs pods as processes '
+                         '(node.py)')],
                help='What runs a cluster\'s pods.'),
     cfg.StrOpt('node_network', default='10.250.0.0/16',
                help='With real nodes: the nodes\' addresses (one per node) '
