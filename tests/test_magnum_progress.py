@@ -66,6 +66,7 @@ async def watch(events, monkeypatch):
         return None
 
     monkeypatch.setattr(spawner, "_start_watching_events", no_watch)
+    monkeypatch.setattr(spawner, "ensure_cluster", no_watch)  # the hub's kubeconfig is in use
     key = spawner._get_reflector_key("events")
     reflector = Reflector([])
     monkeypatch.setitem(type(spawner).reflectors, key, reflector)
@@ -124,6 +125,35 @@ async def test_an_unschedulable_pod_says_no_machine_has_room(monkeypatch):
     assert events[0]["message"].startswith("No machine has room for your server yet (")
     assert "Insufficient memory" in events[0]["message"]
     assert events[0]["progress"] == 0
+
+
+async def test_the_pods_events_are_read_once_the_hubs_kubeconfig_is_in_use(monkeypatch):
+    """The spawn page opens while the first start signs the hub's certificate: the
+    event reflector is made only once the hub's kubeconfig is the clients' (made
+    before, it listed nowhere, failed, and no step of the pod reached the page),
+    and one that failed so is replaced."""
+    spawner = make("ada")
+    spawner.slow_spawn_message_threshold = 0
+    order = []
+
+    async def ensure(force=None, recheck=True):
+        await asyncio.sleep(0.01)  # signing the certificate
+        order.append("kubeconfig in use")
+
+    async def start_watching_events(replace=False):
+        order.append(("events watched", replace))
+
+    monkeypatch.setattr(spawner, "ensure_cluster", ensure)
+    monkeypatch.setattr(spawner, "_start_watching_events", start_watching_events)
+    failed = Reflector([])
+    failed.first_load_future = asyncio.get_running_loop().create_future()
+    failed.first_load_future.set_exception(RuntimeError("listed with no API server"))
+    monkeypatch.setitem(type(spawner).reflectors, spawner._get_reflector_key("events"),
+                        failed)
+    spawner._start_future = asyncio.get_running_loop().create_future()
+    spawner._start_future.set_result(None)
+    await asyncio.wait_for(follow_progress(spawner, []), 5)
+    assert order[:2] == ["kubeconfig in use", ("events watched", True)], order
 
 
 def test_repeated_warnings_are_said_once():

@@ -111,6 +111,14 @@ def image_failure(event):
         (reason == "BackOff" and message.startswith("Back-off pulling image"))
 
 
+def failed(reflector):
+    """Whether KubeSpawner's ``reflector`` failed its first listing (it stays
+    failed: whoever waits for it gets that error)."""
+    first = getattr(reflector, "first_load_future", None)
+    return first is not None and first.done() and not first.cancelled() \
+        and first.exception() is not None
+
+
 async def merged(*sources):
     """``(number, item)`` from several async generators as their items come,
     until all have ended (``number``: the source's place in ``sources``)."""

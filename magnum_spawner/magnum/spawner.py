@@ -379,7 +379,25 @@ class MagnumSpawner(FlavorMixin, AdmissionMixin, AnsweringMixin, HomeTraits, Spa
     async def progress(self):
         """The start's own steps (the start queue's words, common/page.py) and
         the pod's events (KubeSpawner's), as plain steps (:mod:`.progress`)."""
-        async for event in steps.page(self.page_steps(), KubeSpawner.progress(self)):
+        async for event in steps.page(self.page_steps(), self._pod_progress()):
+            yield event
+
+    async def _pod_progress(self):
+        """KubeSpawner's progress(), once the hub's kubeconfig is the clients'.
+
+        Its event reflector lists the pod's events with the client as it is when
+        the reflector is made: made before the start has loaded the hub's
+        kubeconfig (the spawn page opens while the first start signs its
+        certificate), it lists nowhere and fails, and every later page would wait
+        on that failed reflector: no step of the pod ever reached the page.
+        """
+        try:
+            await self.ensure_cluster(recheck=False)
+        except SpawnException:
+            return  # the start fails with the same sentence, on the same page
+        if steps.failed(self.event_reflector):
+            await self._start_watching_events(replace=True)
+        async for event in KubeSpawner.progress(self):
             yield event
 
     # -- life cycle -------------------------------------------------------------
