@@ -1,5 +1,5 @@
 """Create -> Running and memory per idle notebook server on the local cloud's
-Docker path (LOCAL_CLOUD_DRIVER=docker), through Zun's API (python-zunclient).
+Docker path (its default), through Zun's API (python-zunclient).
 
 Per host (zone), the first create after the image was removed from that host's
 daemon (a real pull from the local registry), then ``--warm`` more creates with
@@ -8,8 +8,7 @@ the image present; each runs the image's own command (JupyterLab, idle).  After
 memory cgroup's usage less inactive file cache) and deletes every container it
 made, whatever happens.
 
-    LOCAL_CLOUD_DRIVER=docker nsenter --net=/run/netns/NAME \\
-      .venv/bin/python benchmarks/docker_path.py --warm 3
+    nsenter --net=/run/netns/NAME .venv/bin/python benchmarks/docker_path.py --warm 3
 """
 
 import argparse

@@ -10,6 +10,9 @@ returned) and deletes every container it made, whatever happens.
 """
 
 import asyncio
+import json
+import os
+import pathlib
 import statistics
 import threading
 import time
@@ -20,7 +23,16 @@ from magnum_spawner.common.errors import CloudError
 from magnum_spawner.zun import objects
 from tests.helpers import make_spawner
 
-IMAGE = "quay.io/jupyter/base-notebook"
+
+
+def image():
+    """The local cloud's notebook image: on its Docker path (the default) the one in
+    its registry (docker.json beside clouds.yaml), else the process driver's name."""
+    clouds_yaml = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    docker = pathlib.Path(clouds_yaml).with_name("docker.json") if clouds_yaml else None
+    if docker and docker.exists():
+        return json.loads(docker.read_text())["image"]
+    return "quay.io/jupyter/base-notebook"
 
 
 class CloudCounter:
@@ -56,7 +68,7 @@ class CloudCounter:
 
 
 def body(name, hub_id, memory):
-    return {"name": name, "image": IMAGE, "command": ["sleep", "7200"],
+    return {"name": name, "image": image(), "command": ["sleep", "7200"],
             "labels": names.hub_labels(hub_id, name, ""), "memory": str(memory),
             "cpu": 0.1, "restart_policy": {"Name": "no"}}
 

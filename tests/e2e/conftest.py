@@ -38,29 +38,28 @@ import requests
 REPO = pathlib.Path(__file__).resolve().parents[2]
 LOCAL_CLOUD = REPO / "devstack" / "local-cloud"
 CLOUD_DIR = pathlib.Path(os.environ.get("MAGNUM_CLOUD_DIR", REPO / ".cache" / "local-cloud"))
-#: LOCAL_CLOUD_DRIVER=docker: upstream Zun's docker driver (devstack/docker-cloud.sh)
-DOCKER = os.environ.get("LOCAL_CLOUD_DRIVER") == "docker"
-#: The notebook image the Zun tests create from: on the Docker path the one
-#: devstack/notebook-image built, in the local registry; on the process driver a
-#: name it maps onto its notebook venv.
-IMAGE = "quay.io/jupyter/base-notebook"
-if DOCKER:
-    IMAGE = "127.0.0.1:%s/%s" % (
-        os.environ.get("LOCAL_REGISTRY_PORT", "5050"),
-        subprocess.run([str(REPO / "devstack" / "notebook-image"), "name"], check=True,
-                       capture_output=True, text=True).stdout.strip())
-
+#: The local cloud's zun-compute runs upstream Zun's docker driver
+#: (devstack/docker-cloud.sh) unless LOCAL_CLOUD_DRIVER=process (the process-backed
+#: driver of devstack/zun_local_driver).
+DOCKER = os.environ.get("LOCAL_CLOUD_DRIVER", "docker") == "docker"
 #: Magnum's local clusters have real nodes (containerd, kubelet, kube-proxy), which
 #: pull the notebook image from the local registry, unless
-#: LOCAL_CLOUD_MAGNUM_NODES=standin (the kubelet stand-in maps IMAGE onto its
-#: notebook venv); the same default as devstack/local-cloud's.
+#: LOCAL_CLOUD_MAGNUM_NODES=standin; the same default as devstack/local-cloud's.
 MAGNUM_NODES = os.environ.get("LOCAL_CLOUD_MAGNUM_NODES", "containerd") == "containerd"
-MAGNUM_IMAGE = IMAGE
-if MAGNUM_NODES:
-    MAGNUM_IMAGE = "127.0.0.1:%s/%s" % (
-        os.environ.get("LOCAL_REGISTRY_PORT", "5050"),
-        subprocess.run([str(REPO / "devstack" / "notebook-image"), "name"], check=True,
-                       capture_output=True, text=True).stdout.strip())
+#: The name the process driver and the kubelet stand-in map onto their notebook venv.
+STANDIN_IMAGE = "quay.io/jupyter/base-notebook"
+
+
+def registry_image():
+    """The notebook image devstack/notebook-image built, in the local registry."""
+    name = subprocess.run([str(REPO / "devstack" / "notebook-image"), "name"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    return "127.0.0.1:%s/%s" % (os.environ.get("LOCAL_REGISTRY_PORT", "5050"), name)
+
+
+#: The notebook image the Zun tests create from, and the Magnum tests' pods.
+IMAGE = registry_image() if DOCKER else STANDIN_IMAGE
+MAGNUM_IMAGE = registry_image() if MAGNUM_NODES else STANDIN_IMAGE
 
 pytestmark = pytest.mark.localcloud
 
@@ -82,7 +81,8 @@ def pytest_terminal_summary(terminalreporter):
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "docker_path: only on the local cloud's Docker path (LOCAL_CLOUD_DRIVER=docker)")
+        "markers", "docker_path: only on the local cloud's Docker path (not with "
+        "LOCAL_CLOUD_DRIVER=process)")
     config.addinivalue_line(
         "markers", "real_nodes: only on Magnum clusters with real nodes "
         "(not with LOCAL_CLOUD_MAGNUM_NODES=standin)")
