@@ -40,8 +40,10 @@ LOCAL_CLOUD = REPO / "devstack" / "local-cloud"
 CLOUD_DIR = pathlib.Path(os.environ.get("MAGNUM_CLOUD_DIR", REPO / ".cache" / "local-cloud"))
 #: The local cloud's zun-compute runs upstream Zun's docker driver
 #: (devstack/docker-cloud.sh) unless LOCAL_CLOUD_DRIVER=process (the process-backed
-#: driver of devstack/zun_local_driver).
-DOCKER = os.environ.get("LOCAL_CLOUD_DRIVER", "docker") == "docker"
+#: driver of devstack/zun_local_driver); another cloud (MAGNUM_E2E_CLOUDS_YAML, see
+#: below) is neither.
+DOCKER = (not os.environ.get("MAGNUM_E2E_CLOUDS_YAML")
+          and os.environ.get("LOCAL_CLOUD_DRIVER", "docker") == "docker")
 #: Magnum's local clusters have real nodes (containerd, kubelet, kube-proxy), which
 #: pull the notebook image from the local registry, unless
 #: LOCAL_CLOUD_MAGNUM_NODES=standin; the same default as devstack/local-cloud's.
