@@ -26,8 +26,8 @@ from tests.helpers import make_spawner
 
 
 def image():
-    """The local cloud's notebook image: on its Docker path (the default) the one in
-    its registry (docker.json beside clouds.yaml), else the process driver's name."""
+    """The local cloud's notebook image, in its registry (docker.json beside
+    clouds.yaml); another cloud's: quay.io's."""
     clouds_yaml = os.environ.get("OS_CLIENT_CONFIG_FILE")
     docker = pathlib.Path(clouds_yaml).with_name("docker.json") if clouds_yaml else None
     if docker and docker.exists():

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck shell=bash
-# The Docker path of devstack/local-cloud (LOCAL_CLOUD_DRIVER=docker), sourced by
-# it: upstream Zun's own `docker` container and image drivers on Debian's Docker
-# Engine, on two compute hosts in two availability zones.
+# The Docker path of devstack/local-cloud, sourced by it: upstream Zun's own
+# `docker` container and image drivers on Debian's Docker Engine, on two compute
+# hosts in two availability zones.
 #
 # - Each host is a Docker daemon under $DIR/docker/<host>/ (devstack/docker-host:
 #   own data root, exec root, socket, pid file; its own UTS namespace, so its
@@ -32,8 +32,6 @@ DOCKER_PARTS_SRC="$DEVSTACK/docker_parts"
 NOTEBOOK_IMAGE="$DEVSTACK/notebook-image"
 DOCKER_HOST_SH="$DEVSTACK/docker-host"
 
-docker_path() { [[ $DRIVER_ENTRY_POINT == docker ]]; }
-
 docker_debs() { # the Debian packages the Docker path needs that are missing
     [[ -x /usr/sbin/dockerd ]] || echo docker.io
     [[ -x /usr/bin/docker-registry ]] || echo docker-registry
@@ -44,7 +42,7 @@ docker_debs() { # the Debian packages the Docker path needs that are missing
     [[ -x /usr/bin/sudo ]] || echo sudo
 }
 
-# (also the image of Magnum's real nodes: local-cloud's magnum_nodes)
+# (also the image of Magnum's real nodes)
 notebook_image() {
     log "the notebook image (devstack/notebook-image; cached)"
     "$NOTEBOOK_IMAGE" build >"$VENVS/notebook-image.log" 2>&1 ||

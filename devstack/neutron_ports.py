@@ -1,6 +1,6 @@
 """Ports the Neutron stub creates, with the fixed IPs Neutron's IPAM would give.
 
-On the Docker path (``LOCAL_CLOUD_DRIVER=docker``) Zun's network driver
+On the Docker path Zun's network driver
 (``devstack/docker_parts/docker_parts/network.py``) asks Neutron for a port per
 container (``POST /v2.0/ports``), puts the container on a Docker bridge with the
 port's address, and deletes the port with the container.  This module is the

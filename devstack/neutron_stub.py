@@ -8,25 +8,20 @@ Zun asks Neutron for a network when a container is created without ``nets``
 (``zun.network.neutron.NeutronAPI.get_available_network``: first
 ``GET /v2.0/networks?tenant_id=<project>&shared=False``, then
 ``?shared=True``) and, for explicit ``nets``, looks a network up by id or name.
-The container driver of ``devstack/zun_local_driver`` does the networking
-itself (loopback addresses), so one shared network with one subnet is all
-there is.  Unknown paths answer 404 and are logged, which is how a missing
-call shows up in ``logs/neutron.log``.
+One shared network with one subnet is all there is.  Unknown paths answer 404
+and are logged, which is how a missing call shows up in ``logs/neutron.log``.
 
-Ports: each container of the local driver has one, read from its state
-(``<containers dir>/<uuid>/spec.json``, key ``port``) at every request, so
-``GET /v2.0/ports?device_id=<container>`` and ``GET /v2.0/ports/<id>`` find
-it as on a real cloud (the id is the one in the container's ``addresses``).
+Ports (``--subnet``): Zun's network driver on the Docker path creates and
+deletes a port per container (``neutron_ports.py``), with a fixed IP from the
+subnet, as on a real cloud.
 
 No authentication is checked: it listens on 127.0.0.1 only.
 
-Usage: neutron_stub.py [--host 127.0.0.1] [--port 9696] [--containers-dir DIR]
+Usage: neutron_stub.py [--host 127.0.0.1] [--port 9696] [--subnet CIDR]
 """
 
-import hashlib
 import ipaddress
 import json
-import os
 import uuid
 from urllib.parse import parse_qsl, urlsplit
 
@@ -124,52 +119,6 @@ NON_FILTERS = {"fields", "limit", "marker", "sort_key", "sort_dir",
                "page_reverse", "verbose"}
 
 
-def container_ports(containers_dir):
-    """One port per container of the local driver (its state directory
-    *containers_dir*, --containers-dir), as Neutron shows ports."""
-    ports = []
-    try:
-        names = sorted(os.listdir(containers_dir)) if containers_dir else []
-    except OSError:
-        names = []
-    for name in names:
-        try:
-            with open(os.path.join(containers_dir, name, "spec.json")) as f:
-                port = json.load(f).get("port")
-        except (OSError, ValueError):
-            continue
-        if not port:
-            continue
-        mac = hashlib.sha256(port["id"].encode()).hexdigest()[:10]
-        project = port.get("project_id") or PROJECT_ID
-        ports.append({
-            "id": port["id"],
-            "name": "",
-            "network_id": port["network_id"],
-            "tenant_id": project,
-            "project_id": project,
-            "device_id": name,
-            "device_owner": "compute:kuryr",
-            "mac_address": "fa:16:" + ":".join(mac[i:i + 2] for i in range(0, 8, 2)),
-            "fixed_ips": [{"subnet_id": port["subnet_id"],
-                           "ip_address": port["ip_address"]}],
-            "admin_state_up": True,
-            "status": "ACTIVE",
-            "security_groups": [SECURITY_GROUP["id"]],
-            "binding:host_id": "localhost",
-            "binding:vnic_type": "normal",
-            "port_security_enabled": False,
-            "allowed_address_pairs": [],
-            "extra_dhcp_opts": [],
-            "description": "",
-            "tags": [],
-            "created_at": CREATED,
-            "updated_at": CREATED,
-            "revision_number": 1,
-        })
-    return ports
-
-
 def _matches(item, key, values):
     if key in NON_FILTERS or key in PROJECT_FILTERS:
         return True
@@ -231,9 +180,7 @@ class Handler(stub_server.JSONHandler):
         fields = set(query.get("fields", []))
         for coll, items in COLLECTIONS.items():
             if coll == "ports":
-                items = container_ports(self.options.containers_dir)
-                if PORTS is not None:
-                    items += PORTS.list()
+                items = PORTS.list() if PORTS is not None else []
             key = JSON_KEYS.get(coll, coll.replace("-", "_"))
             if rest == coll:
                 found = [
@@ -365,8 +312,6 @@ class Handler(stub_server.JSONHandler):
 
 
 def add_options(parser):
-    parser.add_argument("--containers-dir", default=None,
-                        help="the local driver's state dir: its containers' ports")
     parser.add_argument("--subnet", default=None,
                         help="CIDR of the network's subnet; ports can then be created "
                              "and deleted (addresses from this subnet: the Docker path)")

@@ -156,8 +156,8 @@ def main():
         "MAGNUM_CLOUD_DIR", os.path.join(repo, ".cache", "local-cloud")))
     parser.add_argument("--cloud", default="local")
     parser.add_argument("--image", default=None,
-                        help="default: the Docker path's image (docker.json), else the "
-                             "name the process driver maps onto its notebook venv")
+                        help="default: the local cloud's notebook image (docker.json), "
+                             "else quay.io/jupyter/base-notebook")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--no-container", action="store_true",
                         help="stop after the Cinder steps")

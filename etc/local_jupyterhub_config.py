@@ -60,9 +60,7 @@ c.JupyterHub.allow_named_servers = True
 c.JupyterHub.spawner_class = "zun"
 c.ZunSpawner.cloud = os.environ.get("LOCAL_HUB_CLOUD", "local")
 c.ZunSpawner.hub_id = os.environ.get("LOCAL_HUB_ID", "local-demo")
-# On the local cloud's Docker path (its default) docker.json below names the
-# image in its registry; the process driver (LOCAL_CLOUD_DRIVER=process) maps
-# this name onto a virtualenv with JupyterLab.
+# On the local cloud docker.json below names the image in its registry.
 c.ZunSpawner.image = "quay.io/jupyter/base-notebook"
 # The servers run as root (the local notebook image has no other user).
 c.ZunSpawner.args = ["--ServerApp.allow_root=True"]
@@ -81,7 +79,7 @@ c.ZunSpawner.poll_interval = 5
 c.ZunSpawner.hub_poll_interval = 2
 c.ZunSpawner.hub_full_poll_interval = 10
 
-# The local cloud's Docker path (its default, devstack/docker-cloud.sh):
+# The local cloud's Docker hosts (devstack/docker-cloud.sh):
 # the servers are containers on a bridge that cannot reach 127.0.0.1, so the hub
 # listens on the bridge's address, and the image comes from the local registry.
 docker_path = pathlib.Path(os.environ.get("OS_CLIENT_CONFIG_FILE") or "/nonexistent").with_name(

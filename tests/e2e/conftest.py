@@ -38,18 +38,17 @@ import requests
 REPO = pathlib.Path(__file__).resolve().parents[2]
 LOCAL_CLOUD = REPO / "devstack" / "local-cloud"
 CLOUD_DIR = pathlib.Path(os.environ.get("MAGNUM_CLOUD_DIR", REPO / ".cache" / "local-cloud"))
-#: The local cloud's zun-compute runs upstream Zun's docker driver
-#: (devstack/docker-cloud.sh) unless LOCAL_CLOUD_DRIVER=process (the process-backed
-#: driver of devstack/zun_local_driver); another cloud (MAGNUM_E2E_CLOUDS_YAML, see
-#: below) is neither.
-DOCKER = (not os.environ.get("MAGNUM_E2E_CLOUDS_YAML")
-          and os.environ.get("LOCAL_CLOUD_DRIVER", "docker") == "docker")
+#: The local cloud's zun-compute runs upstream Zun's docker driver on Docker hosts
+#: of its own (devstack/docker-cloud.sh); another cloud (MAGNUM_E2E_CLOUDS_YAML, see
+#: below) pulls public images.
+DOCKER = not os.environ.get("MAGNUM_E2E_CLOUDS_YAML")
 #: Magnum's local clusters have real nodes (containerd, kubelet, kube-proxy), which
 #: pull the notebook image from the local registry, unless
 #: LOCAL_CLOUD_MAGNUM_NODES=standin; the same default as devstack/local-cloud's.
 MAGNUM_NODES = os.environ.get("LOCAL_CLOUD_MAGNUM_NODES", "containerd") == "containerd"
-#: The name the process driver and the kubelet stand-in map onto their notebook venv.
-STANDIN_IMAGE = "quay.io/jupyter/base-notebook"
+#: What a real cloud pulls, and the name the Magnum kubelet stand-in maps onto its
+#: notebook venv.
+PUBLIC_IMAGE = "quay.io/jupyter/base-notebook"
 
 
 def registry_image():
@@ -60,8 +59,8 @@ def registry_image():
 
 
 #: The notebook image the Zun tests create from, and the Magnum tests' pods.
-IMAGE = registry_image() if DOCKER else STANDIN_IMAGE
-MAGNUM_IMAGE = registry_image() if MAGNUM_NODES else STANDIN_IMAGE
+IMAGE = registry_image() if DOCKER else PUBLIC_IMAGE
+MAGNUM_IMAGE = registry_image() if MAGNUM_NODES else PUBLIC_IMAGE
 
 pytestmark = pytest.mark.localcloud
 
@@ -83,8 +82,7 @@ def pytest_terminal_summary(terminalreporter):
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "docker_path: only on the local cloud's Docker path (not with "
-        "LOCAL_CLOUD_DRIVER=process)")
+        "markers", "docker_path: only on the local cloud (its own Docker hosts)")
     config.addinivalue_line(
         "markers", "real_nodes: only on Magnum clusters with real nodes "
         "(not with LOCAL_CLOUD_MAGNUM_NODES=standin)")

@@ -1,4 +1,4 @@
-"""The Docker path of the local cloud (LOCAL_CLOUD_DRIVER=docker): upstream Zun's
+"""The Docker path of the local cloud: upstream Zun's
 docker driver on two compute hosts in two zones, real pulls from the local
 registry, and what a user sees when the image cannot be had.
 

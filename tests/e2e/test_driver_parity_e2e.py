@@ -1,4 +1,6 @@
-"""The local driver behaves as Zun's Docker driver where a hub or a user notices.
+"""Zun's container API behaves as the spawner relies on, where a hub or a user
+notices (written to hold the retired process driver to Zun's Docker driver; the
+local cloud now runs that driver itself).
 
 Each test talks to the real Zun API of the local cloud (``local_cloud``
 fixture) with the hub's project: a container created without a command runs
@@ -100,7 +102,7 @@ def test_stop_without_a_timeout_waits_dockers_10_s(zun):
 
 def test_a_container_sees_its_own_memory_limit(zun):
     container = run(zun, memory=256, command=["sleep", "600"])
-    # cgroup v2 (Docker on Ubuntu 24.04) or v1 (the local driver here)
+    # cgroup v2 (Docker on Ubuntu 24.04) or v1 (Docker on this machine)
     out = execute(zun, container["uuid"],
                   "sh -c 'cat /sys/fs/cgroup/memory.max 2>/dev/null"
                   " || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'")

@@ -2,7 +2,7 @@
 refuses bad choices with a 400 and no container.
 
 Uses the harness of ``tests/e2e/conftest.py`` (``local_spawner``,
-``hub_factory``).  The local driver applies a container's ``memory`` as its
+``hub_factory``).  Zun's Docker driver applies a container's ``memory`` as its
 memory cgroup limit and its ``cpu`` as ``cpu.shares = 1024 * cpu``: a weight
 that counts when processes compete for a core.  Run with ``make e2e`` or
 ``pytest -m localcloud tests/e2e/test_flavors_e2e.py``.
@@ -33,8 +33,8 @@ time.sleep(3600)
 """
 
 #: A busy loop pinned to one core for WINDOW seconds from the time written in
-#: the file GO (the local driver's containers share the host's filesystem);
-#: prints the CPU time it got.
+#: the file GO (written into each container through Zun's exec); prints the CPU
+#: time it got.
 BUSY = """
 import os, time
 os.sched_setaffinity(0, {int(os.environ["CORE"])})
@@ -118,26 +118,22 @@ async def test_a_process_past_its_flavors_memory_is_killed_and_poll_says_so(
     assert await kept.poll() is None
 
 
-@local_only  # the containers share the host's clock and cores (and, off Docker, its files)
+@local_only  # the containers share the host's clock and cores
 async def test_busy_containers_share_a_core_in_proportion_to_their_cpu(
-    local_spawner, local_cloud, tmp_path
+    local_spawner, local_cloud
 ):
     core = max(os.sched_getaffinity(0))
     window = 12
-    # the process driver's containers see the host's files; Docker's get the
-    # file through Zun's exec, in their own /tmp
-    go = "/tmp/go" if DOCKER else tmp_path / "go"
+    # the start signal: a file each container gets through Zun's exec, in its /tmp
+    go = "/tmp/go"
     env = {"CORE": core, "GO": go, "WINDOW": window}
     small = program(local_spawner, "flavor-cpu-small", "small", BUSY, **env)
     large = program(local_spawner, "flavor-cpu-large", "large", BUSY, **env)
     await asyncio.gather(small.start(), large.start())
-    start_at = time.time() + (6 if DOCKER else 2)
-    if DOCKER:
-        for spawner in (small, large):
-            local_cloud.zunclient.containers.execute(
-                spawner.container_id, command=f"sh -c 'echo {start_at!r} > {go}'", run=True)
-    else:
-        go.write_text(repr(start_at))
+    start_at = time.time() + 6
+    for spawner in (small, large):
+        local_cloud.zunclient.containers.execute(
+            spawner.container_id, command=f"sh -c 'echo {start_at!r} > {go}'", run=True)
     await asyncio.sleep(start_at + window + 2 - time.time())
 
     async def cpu_seconds(spawner):

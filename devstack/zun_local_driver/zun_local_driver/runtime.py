@@ -1,10 +1,11 @@
 """A container's on-disk state and its supervisor, seen from its manager.
 
-Shared by zun-compute's ``ProcessDriver`` and the Magnum local cluster's
-kubelet stand-in (``devstack/magnum_local_driver``): both describe a
-container as a spec (``build_env``), ``launch`` it and ``destroy`` it.
+Used by the Magnum local cluster's kubelet stand-in
+(``devstack/magnum_local_driver``; it was written for the retired
+process-backed Zun driver): it describes a container as a spec
+(``build_env``), ``launch``es it and ``destroy``s it.
 
-zun-compute never waits on a container process: it starts a supervisor
+The manager never waits on a container process: it starts a supervisor
 (``supervisor.py``) with Popen, reaps the short-lived intermediate process
 at once, and afterwards only reads the files the supervisor writes.  All
 waits here are short sleeps (green under eventlet), never a blocking

@@ -1,4 +1,4 @@
-"""Per-container supervisor for the process-backed Zun driver.
+"""Per-container supervisor of zun_local_driver's runtime (the kubelet stand-in's).
 
 Run as a script by a fresh interpreter (``python -I -S supervisor.py
 <spec.json>``); it imports nothing but the standard library, so it never
