@@ -166,7 +166,7 @@ async def test_a_failing_list_falls_back_to_direct_gets(cloud, zun):
     fill(zun, 1)
     (spawner,) = spawners_with_state(1)
     poller = await loaded_poller(spawner, full_interval=3600)
-    spawner.zun.adapter.status_code_retries = 0
+    spawner.zun.read_status_code_retries = 0  # a GET fails at once
     cloud.m.get(f"{zun.base}/v1/containers?status=Stopped", status_code=500, text="")
     poller.updated_at -= poller.stale_after + 1  # and the map is old by now
     await poller.cycle()
@@ -177,7 +177,7 @@ async def test_a_failing_list_falls_back_to_direct_gets(cloud, zun):
 
 async def test_errors_back_off_with_jitter_within_a_bound(cloud, zun):
     (spawner,) = spawners_with_state(1)
-    spawner.zun.adapter.status_code_retries = 0
+    spawner.zun.read_status_code_retries = 0  # a GET fails at once
     cloud.m.get(f"{zun.base}/v1/containers?limit=1000", status_code=503, text="")
     poller = HubPoller(spawner.zun, "jupyterhub", interval=10, max_backoff=100)
     delays = [await poller.cycle() for _ in range(8)]
@@ -254,7 +254,7 @@ async def test_a_failed_first_list_does_not_hold_polls_up(cloud, zun):
     fill(zun, 1)
     cloud.m.get(f"{zun.base}/v1/containers?limit=1000", status_code=500, text="")
     (spawner,) = spawners_with_state(1)
-    spawner.zun.adapter.status_code_retries = 0
+    spawner.zun.read_status_code_retries = 0  # a GET fails at once
     started = time.monotonic()
     assert await spawner.poll() is None
     assert time.monotonic() - started < 5  # not FIRST_LOAD_WAIT

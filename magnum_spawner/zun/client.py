@@ -161,6 +161,9 @@ class ZunClient:
     #: Seconds between keystoneauth's tries of a request that got no answer or
     #: a 502-504 (None: keystoneauth's own, from 0.5 s doubling each try).
     retry_delay = None
+    #: How often a read (GET) answered 500 or 502-504 is asked again; other
+    #: requests get ``status_code_retries``.
+    read_status_code_retries = 4
 
     def __init__(
         self,
@@ -226,9 +229,13 @@ class ZunClient:
             kwargs["status_code_retries"] = 0
         elif method == "GET":
             # A read changes nothing, so a 500 (Zun's answer to a database or
-            # message-bus hiccup) is worth asking again too; a real fault answers
-            # 500 every time and still reaches the caller after the retries.
+            # message-bus hiccup) is worth asking again too, and more often than
+            # a write: a 200-spawn fault burst lost a start to one look that met
+            # 504, 503, a reset and a 500 in a row.  A real fault answers 500
+            # every time and still reaches the caller after the retries (the
+            # last ~7 s later with keystoneauth's doubling delay).
             kwargs.setdefault("retriable_status_codes", READ_RETRY_STATUSES)
+            kwargs.setdefault("status_code_retries", self.read_status_code_retries)
         # keystoneauth's own request log (log=True) prints whole bodies at DEBUG:
         # a create body and every container view carry what the hub passes to the
         # server.  One line per call without bodies instead.
