@@ -97,8 +97,11 @@ class Job(threading.Thread):
 
     def say(self, line):
         with self.out_lock:
-            sys.stdout.write("[%s] %s\n" % (self.name, line.rstrip("\n")))
-            sys.stdout.flush()
+            try:
+                sys.stdout.write("[%s] %s\n" % (self.name, line.rstrip("\n")))
+                sys.stdout.flush()
+            except OSError:
+                pass  # a closed terminal must not orphan the clouds: the log has it
 
     def step(self, what, cmd, logfile):
         t0 = time.monotonic()
