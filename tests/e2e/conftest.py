@@ -73,6 +73,51 @@ RUN_LAST = "test_project_left_as_found_e2e.py"
 SCREENSHOTS = []
 
 
+#: The browser tests' Chromium (Debian's; `make e2e` installs it)
+CHROMIUM = os.environ.get("BROWSER_EXECUTABLE", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # root in a container: Chromium's sandbox needs user namespaces
+    "--disable-background-networking",  # no update checks, safe browsing, etc.
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--no-first-run",
+    "--metrics-recording-only",
+]
+
+
+@pytest.fixture
+def browser_page():
+    """A headless Chromium page (Playwright) whose ``shot(name)`` saves a screenshot
+    under ``.cache/browser/<run>/`` (named at the end of the run)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make e2e` installs Debian's chromium")
+    run = time.strftime("%Y%m%d-%H%M%S")
+    shots = REPO / ".cache" / "browser" / run
+    shots.mkdir(parents=True, exist_ok=True)
+    taken = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+        page.set_default_timeout(60_000)
+
+        def shot(name):
+            path = shots / f"{len(taken) + 1:02d}-{name}.png"
+            page.screenshot(path=str(path), full_page=True)
+            taken.append(path)
+
+        page.shot = shot
+        try:
+            yield page
+        finally:
+            browser.close()
+            SCREENSHOTS.extend(path.relative_to(REPO) for path in taken)
+
+
 def pytest_terminal_summary(terminalreporter):
     if SCREENSHOTS:
         terminalreporter.section("browser screenshots")

@@ -10,33 +10,21 @@ the hub's home page.
 Each step leaves a screenshot under ``.cache/browser/<run>/``; the test output
 names them.  Playwright's own browser download does not work without the
 internet: the Makefile installs ``chromium`` with apt and the test launches it
-by path (``BROWSER_EXECUTABLE``, default /usr/bin/chromium).
+by path (``BROWSER_EXECUTABLE``, default /usr/bin/chromium; the ``browser_page``
+fixture is in conftest.py).  The same visit runs once on the Magnum path, on
+``make demo BACKEND=magnum``'s configuration (test_magnum_spawner_e2e.py).
 """
 
 import json
-import os
 import re
-import time
 
 import pytest
 
-from .conftest import REPO, SCREENSHOTS, wait_for
+from .conftest import wait_for
 from .test_home_volumes_e2e import cleanup
 
 pytestmark = pytest.mark.localcloud
 
-CHROMIUM = os.environ.get("BROWSER_EXECUTABLE", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # root in a container: Chromium's sandbox needs user namespaces
-    "--disable-background-networking",  # no update checks, safe browsing, etc.
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-    "--no-first-run",
-    "--metrics-recording-only",
-]
 PASSWORD = "browser-test-password"
 USER = "browser-bea"
 SMALL_MIB = 1024
@@ -46,37 +34,20 @@ CELL = ("print('limit', int(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').
         " // 2**20, 'MiB')")
 
 
-@pytest.fixture
-def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: `make e2e` installs Debian's chromium")
-    run = time.strftime("%Y%m%d-%H%M%S")
-    shots = REPO / ".cache" / "browser" / run
-    shots.mkdir(parents=True, exist_ok=True)
-    taken = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
-        page.set_default_timeout(60_000)
-
-        def shot(name):
-            path = shots / f"{len(taken) + 1:02d}-{name}.png"
-            page.screenshot(path=str(path), full_page=True)
-            taken.append(path)
-
-        page.shot = shot
-        try:
-            yield page
-        finally:
-            browser.close()
-            SCREENSHOTS.extend(path.relative_to(REPO) for path in taken)
-
-
 def test_a_student_logs_in_picks_small_runs_a_cell_and_stops(hub_factory, browser_page):
     hub = hub_factory(f"c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}\n")
-    page = browser_page
+    try:
+        visit(hub, browser_page, lambda: not hub.cloud.containers(
+            **{"hub.jupyter.org/hub": hub.hub_id}), "the container to be deleted")
+    finally:
+        cleanup(hub, USER)
+
+
+def visit(hub, page, server_gone, gone_what):
+    """USER's visit through ``page`` to ``hub`` (SharedPasswordAuthenticator with
+    PASSWORD, the default flavors): log in, choose "small", follow the progress page
+    to the server, run a cell in JupyterLab, stop from the home page and wait for
+    ``server_gone()``.  Returns the progress page's messages."""
     try:
         page.goto(f"{hub.url}/hub/login")
         page.fill("input[name=username]", USER)
@@ -101,8 +72,10 @@ def test_a_student_logs_in_picks_small_runs_a_cell_and_stops(hub_factory, browse
         def arrived():
             if re.search(rf"/user/{USER}/", page.url):
                 return True
-            try:  # every event so far, as the page's log lists them
-                seen.update(e.strip() for e in page.locator(".progress-log-event").all_inner_texts())
+            try:  # every event so far, as the page's log lists them (folded: text, not
+                # rendered text, which is empty while the log is closed)
+                seen.update(e.strip() for e in
+                            page.locator(".progress-log-event").all_text_contents())
             except Exception:  # the page went on to the server meanwhile
                 pass
             return False
@@ -167,16 +140,16 @@ def test_a_student_logs_in_picks_small_runs_a_cell_and_stops(hub_factory, browse
         page.click("#stop")
         # The page hides the stop button once the hub has stopped the server.
         page.wait_for_selector("#stop", state="hidden", timeout=120_000)
-        wait_for(lambda: not (hub.server(USER) or {}).get("ready"), 60, 1, "the stop")
+        # (the stop done, not only begun: a pod's deletion waits for its kubelet)
+        wait_for(lambda: not any((hub.server(USER) or {}).get(k) for k in ("ready", "pending")),
+                 120, 1, "the stop")
         page.reload()
         page.wait_for_selector("#start")
         page.shot("home-stopped")
         assert "Start My Server" in page.inner_text("#start")
-        wait_for(lambda: not hub.cloud.containers(**{"hub.jupyter.org/hub": hub.hub_id}),
-                 60, 1, "the container to be deleted")
+        wait_for(server_gone, 60, 1, gone_what)
     except Exception:
         page.shot("failure")
         raise
-    finally:
-        cleanup(hub, USER)
+    return seen
 

@@ -19,11 +19,12 @@ import socket
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import (CLOUD_DIR, MAGNUM_IMAGE, MAGNUM_NODES, magnum_csr, require_magnum,
-                       wait_for)
+from .conftest import (CLOUD_DIR, MAGNUM_IMAGE, MAGNUM_NODES, REPO, magnum_csr,
+                       require_magnum, wait_for)
 
 TEMPLATE_IMAGE = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 FLAVORS = {
@@ -134,8 +135,6 @@ def admin(magnum, cluster):
 
 def hub_config(cluster_name):
     """The demo's MagnumSpawner settings (etc/local_magnum_config.py), our flavors."""
-    from .conftest import REPO
-
     return "\n".join([
         "import os",
         f"os.environ['LOCAL_MAGNUM_CLUSTER'] = {cluster_name!r}",
@@ -208,6 +207,40 @@ def test_home_survives_stop_and_start_and_stop_deletes_the_pod(
     out = magnum_hub.run_cell("grace", "print(open('/home/jovyan/notes.txt').read())")
     assert out["stdout"].strip() == "kept", out
     magnum_hub.stop_server("grace")
+
+
+# -- a student in a browser, on `make demo BACKEND=magnum`'s configuration ------------
+
+@pytest.mark.real_nodes  # the pod's events come from a real scheduler and kubelet
+def test_browser_a_student_on_the_demos_magnum_hub(local_cloud, cluster, admin, tmp_path,
+                                                   browser_page):
+    """tests/e2e/test_browser_e2e.py's visit, on this module's cluster with the
+    demo's settings (etc/local_magnum_config.py, the default flavors): the progress
+    page speaks of the pod's own steps (its Kubernetes events) in words."""
+    from .conftest import HubProcess
+    from .test_browser_e2e import PASSWORD, USER, visit
+
+    hub = HubProcess(tmp_path / "browser-hub", local_cloud, "\n".join([
+        "import os",
+        f"os.environ['LOCAL_MAGNUM_CLUSTER'] = {cluster.name!r}",
+        f"load_subconfig({str(REPO / 'etc' / 'local_magnum_config.py')!r})",
+        f"c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}",
+    ]))
+    def pod_gone():
+        # in a thread of its own: Playwright's sync API holds this one's event loop
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(pod, admin, local_cloud, hub.hub_id,
+                               f"jupyter-{USER}").result() is None
+
+    hub.start()
+    try:
+        seen = visit(hub, browser_page, pod_gone, "the pod to be deleted")
+    finally:
+        hub.shutdown()
+    # the scheduler's and the kubelet's events, as magnum_spawner.magnum.progress
+    # words them
+    assert any("A machine was found for your server" in m for m in seen), seen
+    assert any("Your server is running" in m for m in seen), seen
 
 
 # -- a hub outside the cluster: NodePort services on the nodes' addresses ---------
