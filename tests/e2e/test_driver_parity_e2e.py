@@ -73,8 +73,18 @@ def execute(zun, cid, command):
 def test_a_container_without_a_command_runs_the_images_default_command(zun):
     container = run(zun)
     assert container["command"][:2] == ["jupyter", "lab"]
-    top = zun("GET", f"/containers/{container['uuid']}/top").json()
-    assert any("jupyter-lab" in row[-1] or "jupyter lab" in row[-1] for row in top["Processes"]), top
+    # (right after the start the image's command may still be exec'ing its entry point)
+    seen = {}
+
+    def jupyter_runs():
+        seen["top"] = zun("GET", f"/containers/{container['uuid']}/top").json()
+        return any("jupyter-lab" in " ".join(row) or "jupyter lab" in " ".join(row)
+                   for row in seen["top"]["Processes"])
+
+    try:
+        wait_for(jupyter_runs, 60, 2, "JupyterLab in the container's processes")
+    except AssertionError:
+        raise AssertionError("processes: %r" % (seen["top"]["Processes"],)) from None
 
 
 def test_an_unknown_image_ends_in_error_with_a_reason(zun):

@@ -38,10 +38,13 @@ time.sleep(3600)
 BUSY = """
 import os, time
 os.sched_setaffinity(0, {int(os.environ["CORE"])})
-while not os.path.exists(os.environ["GO"]):
+start_at = ""
+while not start_at:  # the file may exist before the shell has written it
     time.sleep(0.05)
-with open(os.environ["GO"]) as f:
-    start_at = float(f.read())
+    if os.path.exists(os.environ["GO"]):
+        with open(os.environ["GO"]) as f:
+            start_at = f.read().strip()
+start_at = float(start_at)
 window = float(os.environ["WINDOW"])
 while time.time() < start_at:
     time.sleep(0.02)

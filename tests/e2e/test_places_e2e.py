@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from .conftest import HubProcess, LocalCloud, fail_on_leaks, wait_for
+from .conftest import IMAGE, HubProcess, LocalCloud, fail_on_leaks, wait_for
 
 pytestmark = pytest.mark.localcloud
 
@@ -91,7 +91,9 @@ def test_new_users_spill_over_homes_decide_and_a_restart_reattaches(first_place,
         c.ZunSpawner.places = [{"name": "first", "cloud": "places-first"},
                                {"name": "second", "cloud": "local"}]
         c.ZunSpawner.place_policy = "fill"
-    """)
+        # this hub's clouds.yaml has no docker.json beside it to name the image
+        c.ZunSpawner.image = %r
+    """ % IMAGE)
     hub.start()
     leaks = []
     try:
