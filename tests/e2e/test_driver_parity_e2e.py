@@ -78,7 +78,9 @@ def test_a_container_without_a_command_runs_the_images_default_command(zun):
 
     def jupyter_runs():
         seen["top"] = zun("GET", f"/containers/{container['uuid']}/top").json()
-        return any("jupyter-lab" in " ".join(row) or "jupyter lab" in " ".join(row)
+        # Zun's top cuts the command to 32 characters: JupyterLab's is the
+        # notebook venv's interpreter running the jupyter script
+        return any("jupyter" in row[-1] or row[-1].startswith("/opt/notebook/bin/python /opt/no")
                    for row in seen["top"]["Processes"])
 
     try:
