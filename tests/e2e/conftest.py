@@ -129,7 +129,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "docker_path: only on the local cloud (its own Docker hosts)")
     config.addinivalue_line(
-        "markers", "process_driver_only: fails on the Docker path for a reason not yet "
+        "markers", "unresolved_on_local_docker_path: fails on the Docker path for a reason not yet "
         "understood (named at the test); deselected there")
     config.addinivalue_line(
         "markers", "real_nodes: only on Magnum clusters with real nodes "
@@ -144,7 +144,7 @@ def pytest_collection_modifyitems(config, items):
     # Tests of the Docker path or of real Magnum nodes only exist there
     # (deselected, not skipped: under CI a skip fails the run).
     absent = [m for m, here in (("docker_path", DOCKER), ("real_nodes", MAGNUM_NODES),
-                                ("process_driver_only", not DOCKER)) if not here]
+                                ("unresolved_on_local_docker_path", not DOCKER)) if not here]
     other = [i for i in items if any(i.get_closest_marker(m) for m in absent)]
     if other:
         config.hook.pytest_deselected(items=other)

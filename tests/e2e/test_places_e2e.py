@@ -87,7 +87,7 @@ def timed_start(hub, user):
 
 # On the Docker path the first place's start timed out (180 s) in the fresh-clone
 # run of 2026-12-02 18:17, not yet understood (issue 19): deselected there.
-@pytest.mark.process_driver_only
+@pytest.mark.unresolved_on_local_docker_path
 def test_new_users_spill_over_homes_decide_and_a_restart_reattaches(first_place, tmp_path):
     first, second = first_place
     hub = HubProcess(tmp_path / "hub", second, """
