@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 import yaml
 
-from .conftest import REPO, HubProcess, free_port, wait_for
+from .conftest import REPO, HubProcess, docker_facts_beside, free_port, wait_for
 
 FAULT_PROXY = REPO / "devstack" / "fault_proxy.py"
 UPSTREAMS = {
@@ -113,11 +113,7 @@ def proxied_clouds_yaml(cloud, proxy, path):
     config["clouds"][cloud.cloud]["auth"]["auth_url"] = proxy.keystone
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
-    # the hub's config reads the Docker path's facts (image, hub address) next
-    # to its clouds.yaml
-    docker = cloud.clouds_yaml.with_name("docker.json")
-    if docker.exists():
-        path.with_name("docker.json").write_text(docker.read_text())
+    docker_facts_beside(cloud, path)
     return path
 
 

@@ -129,9 +129,6 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "docker_path: only on the local cloud (its own Docker hosts)")
     config.addinivalue_line(
-        "markers", "unresolved_on_local_docker_path: fails on the Docker path for a reason not yet "
-        "understood (named at the test); deselected there")
-    config.addinivalue_line(
         "markers", "real_nodes: only on Magnum clusters with real nodes "
         "(not with LOCAL_CLOUD_MAGNUM_NODES=standin)")
 
@@ -143,13 +140,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.localcloud)
     # Tests of the Docker path or of real Magnum nodes only exist there
     # (deselected, not skipped: under CI a skip fails the run).
-    absent = [m for m, here in (("docker_path", DOCKER), ("real_nodes", MAGNUM_NODES),
-                                ("unresolved_on_local_docker_path", not DOCKER)) if not here]
+    absent = [m for m, here in (("docker_path", DOCKER), ("real_nodes", MAGNUM_NODES)) if not here]
     other = [i for i in items if any(i.get_closest_marker(m) for m in absent)]
     if other:
         config.hook.pytest_deselected(items=other)
         items[:] = [i for i in items if i not in other]
     items.sort(key=lambda item: pathlib.Path(item.fspath).name == RUN_LAST)
+
+
+def docker_facts_beside(cloud, clouds_yaml):
+    """Copy the local cloud's docker.json beside another clouds.yaml: the hub's
+    config (etc/local_jupyterhub_config.py) reads it next to the clouds.yaml it is
+    given, for the image in the local registry and the hub's address on the Docker
+    bridge (without it the hub listens on 127.0.0.1, which no server reaches)."""
+    docker = cloud.clouds_yaml.with_name("docker.json")
+    if docker.exists():
+        clouds_yaml.with_name("docker.json").write_text(docker.read_text())
 
 
 def free_port():

@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from .conftest import IMAGE, HubProcess, LocalCloud, fail_on_leaks, wait_for
+from .conftest import HubProcess, docker_facts_beside, LocalCloud, fail_on_leaks, wait_for
 
 pytestmark = pytest.mark.localcloud
 
@@ -45,6 +45,7 @@ def first_place(local_cloud, tmp_path, monkeypatch):
     path = tmp_path / "clouds.yaml"
     path.write_text(yaml.safe_dump(clouds))
     path.chmod(0o600)
+    docker_facts_beside(local_cloud, path)
     # (openstacksdk reads OS_CLIENT_CONFIG_FILE before any file it is given)
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
     first = LocalCloud(path, "places-first")
@@ -85,18 +86,13 @@ def timed_start(hub, user):
     return time.monotonic() - t0
 
 
-# On the Docker path the first place's start timed out (180 s) in the fresh-clone
-# run of 2026-12-02 18:17, not yet understood (issue 19): deselected there.
-@pytest.mark.unresolved_on_local_docker_path
 def test_new_users_spill_over_homes_decide_and_a_restart_reattaches(first_place, tmp_path):
     first, second = first_place
     hub = HubProcess(tmp_path / "hub", second, """
         c.ZunSpawner.places = [{"name": "first", "cloud": "places-first"},
                                {"name": "second", "cloud": "local"}]
         c.ZunSpawner.place_policy = "fill"
-        # this hub's clouds.yaml has no docker.json beside it to name the image
-        c.ZunSpawner.image = %r
-    """ % IMAGE)
+    """)
     hub.start()
     leaks = []
     try:
