@@ -44,7 +44,7 @@ docker_debs() { # the Debian packages the Docker path needs that are missing
 
 # (also the image of Magnum's real nodes)
 notebook_image() {
-    log "the notebook image (devstack/notebook-image; cached)"
+    log "the notebook image (devstack/notebook-image: built on first use, then cached; log $VENVS/notebook-image.log)"
     # (with the cloud's uv, whose cache the venvs above just filled)
     NOTEBOOK_IMAGE_UV=${NOTEBOOK_IMAGE_UV:-$UV} "$NOTEBOOK_IMAGE" build >"$VENVS/notebook-image.log" 2>&1 ||
         { tail -n 30 "$VENVS/notebook-image.log" >&2; die "devstack/notebook-image build failed"; }
