@@ -415,3 +415,15 @@ async def test_a_status_the_spawner_does_not_know_is_running_and_logged_once(clo
     assert lines == [f"{spawner._log_name}: Zun reports status 'Hibernating', which "
                      "this spawner does not know; counting it as running"]
     assert zun.containers[uuid]["status"] == "Hibernating"
+
+
+async def test_a_failure_before_the_create_names_the_step_it_happened_in(cloud):
+    # the look for an earlier container of this server fails (Zun down)
+    cloud.m.get(LIST_BY_NAME, status_code=500, text="")
+    spawner = make_spawner()
+    spawner.zun.read_status_code_retries = 0
+    with pytest.raises(SpawnException) as info:
+        await spawner.start()
+    assert info.value.message.startswith(
+        "Could not check for an earlier server of yours: "), info.value.message
+    assert not cloud.requests("POST", "containers")  # nothing was created

@@ -31,6 +31,15 @@ from .poller import GONE, LISTED, QUIET, HubPoller, freeze_heap_once
 from .reachability import FLOATING_IP, ReachabilityMixin
 from .removals import RemovalMixin
 
+#: What the user reads ("Could not …") when a cloud call of a step before the
+#: create fails, by the step's phase.
+PREPARE_ACTIONS = {
+    "choosing the flavor": "choose your server's size",
+    "checking the Zun API": "reach the cloud's container service",
+    "removing the previous server": "check for an earlier server of yours",
+    "preparing the home volume": "prepare your home folder",
+}
+
 
 class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
                  AdmissionMixin, AnsweringMixin, SpawnPage, Spawner):
@@ -265,7 +274,8 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
         except SpawnException:
             raise
         except CloudError as e:
-            raise for_user(e, "create the server's container") from None
+            # the step it failed in, not the create that was never sent
+            raise for_user(e, PREPARE_ACTIONS.get(self._phase, "prepare your server")) from None
 
         self._phase = "creating the container"
         self.emit(*steps.asking())
