@@ -16,9 +16,8 @@ load_subconfig(str(pathlib.Path(__file__).with_name("local_jupyterhub_config.py"
 
 c.JupyterHub.spawner_class = "magnum"
 # The local Zun's settings mean the same here: the cloud, the hub's id, the
-# image (replaced below by the registry's on real nodes; the kubelet stand-in,
-# LOCAL_CLOUD_MAGNUM_NODES=standin, maps it onto a virtualenv with JupyterLab,
-# as the local Zun does), root's server arguments, the environment, the timeouts.
+# image (replaced below by the local registry's, which the nodes pull), root's
+# server arguments, the environment, the timeouts.
 for name in ("cloud", "hub_id", "image", "args", "environment", "start_timeout",
              "http_timeout"):
     setattr(c.MagnumSpawner, name, c.ZunSpawner[name])
@@ -27,7 +26,7 @@ c.MagnumSpawner.magnum_cluster = os.environ.get("LOCAL_MAGNUM_CLUSTER", "demo")
 c.MagnumSpawner.home_volume_size = 1
 c.MagnumSpawner.delete_grace_period = 2
 
-# Real nodes (the local cloud's default): the pods are on the nodes'
+# The pods are on the nodes'
 # networks, which reach the local cloud at one address (the hub listens there),
 # and the nodes pull the notebook image from the local registry.
 nodes_path = pathlib.Path(os.environ.get("OS_CLIENT_CONFIG_FILE") or "/nonexistent").with_name(

@@ -3,7 +3,7 @@
     python tests/record_kube_events.py KUBECONFIG REGISTRY
 
 KUBECONFIG: a system:masters kubeconfig of a local Magnum cluster with real
-nodes (``LOCAL_CLOUD_MAGNUM_NODES=containerd``; e.g. the cluster's
+nodes (the default since issue 20; e.g. the cluster's
 ``pki/node.kubeconfig``); REGISTRY: the local registry (``127.0.0.1:PORT``)
 the nodes pull from.  Writes ``tests/fixtures/recorded-local/
 kube-events-{pulled,present,missing-image,unschedulable}.json``: the

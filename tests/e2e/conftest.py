@@ -42,12 +42,7 @@ CLOUD_DIR = pathlib.Path(os.environ.get("MAGNUM_CLOUD_DIR", REPO / ".cache" / "l
 #: of its own (devstack/docker-cloud.sh); another cloud (MAGNUM_E2E_CLOUDS_YAML, see
 #: below) pulls public images.
 DOCKER = not os.environ.get("MAGNUM_E2E_CLOUDS_YAML")
-#: Magnum's local clusters have real nodes (containerd, kubelet, kube-proxy), which
-#: pull the notebook image from the local registry, unless
-#: LOCAL_CLOUD_MAGNUM_NODES=standin; the same default as devstack/local-cloud's.
-MAGNUM_NODES = os.environ.get("LOCAL_CLOUD_MAGNUM_NODES", "containerd") == "containerd"
-#: What a real cloud pulls, and the name the Magnum kubelet stand-in maps onto its
-#: notebook venv.
+#: What a real cloud pulls.
 PUBLIC_IMAGE = "quay.io/jupyter/base-notebook"
 
 
@@ -58,9 +53,11 @@ def registry_image():
     return "127.0.0.1:%s/%s" % (os.environ.get("LOCAL_REGISTRY_PORT", "5050"), name)
 
 
-#: The notebook image the Zun tests create from, and the Magnum tests' pods.
+#: The notebook image the Zun tests create from.
 IMAGE = registry_image() if DOCKER else PUBLIC_IMAGE
-MAGNUM_IMAGE = registry_image() if MAGNUM_NODES else PUBLIC_IMAGE
+#: Magnum's local clusters have real nodes (containerd, kubelet, kube-proxy), which
+#: pull the notebook image from the local registry.
+MAGNUM_IMAGE = registry_image()
 
 pytestmark = pytest.mark.localcloud
 
@@ -128,9 +125,6 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "docker_path: only on the local cloud (its own Docker hosts)")
-    config.addinivalue_line(
-        "markers", "real_nodes: only on Magnum clusters with real nodes "
-        "(not with LOCAL_CLOUD_MAGNUM_NODES=standin)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -138,9 +132,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in pathlib.Path(item.fspath).parents:
             item.add_marker(pytest.mark.localcloud)
-    # Tests of the Docker path or of real Magnum nodes only exist there
-    # (deselected, not skipped: under CI a skip fails the run).
-    absent = [m for m, here in (("docker_path", DOCKER), ("real_nodes", MAGNUM_NODES)) if not here]
+    # Tests of the Docker path only exist there (deselected, not skipped: under
+    # CI a skip fails the run).
+    absent = [m for m, here in (("docker_path", DOCKER),) if not here]
     other = [i for i in items if any(i.get_closest_marker(m) for m in absent)]
     if other:
         config.hook.pytest_deselected(items=other)

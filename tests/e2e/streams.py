@@ -55,8 +55,7 @@ def magnum_paths():
 
 def zun_paths():
     magnum = set(magnum_paths())
-    return [p for p in sorted(E2E.glob("test_*.py")) if p not in magnum] + [
-        REPO / "devstack" / "zun_local_driver" / "tests"]
+    return [p for p in sorted(E2E.glob("test_*.py")) if p not in magnum]
 
 
 STREAMS = {

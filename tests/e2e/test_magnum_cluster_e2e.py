@@ -21,16 +21,15 @@ import uuid
 
 import pytest
 
-from .conftest import CLOUD_DIR, MAGNUM_IMAGE, MAGNUM_NODES, magnum_csr, require_magnum, wait_for
+from .conftest import CLOUD_DIR, MAGNUM_IMAGE, magnum_csr, require_magnum, wait_for
 
 IMAGE_NAME = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 NS = "default"
-#: What the test pods run: real nodes pull the notebook image (sh, coreutils,
-#: python3) from the local registry; the stand-in runs the host's programs.
-POD_IMAGE = MAGNUM_IMAGE if MAGNUM_NODES else "busybox"
-#: Where pod IPs come from: [local_cluster] pod_network (real nodes, a /24 per
-#: node) or the stand-in's pod_address_base (one loopback address per pod).
-POD_NETWORK = ipaddress.ip_network("10.244.0.0/16" if MAGNUM_NODES else "127.20.0.0/16")
+#: What the test pods run: the nodes pull the notebook image (sh, coreutils,
+#: python3) from the local registry.
+POD_IMAGE = MAGNUM_IMAGE
+#: Where pod IPs come from: [local_cluster] pod_network (a /24 per node).
+POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
 
 
 def _b64(text):
@@ -285,10 +284,9 @@ def test_claim_is_a_cinder_volume_whose_files_survive_the_pod(cluster, local_clo
     pvc = _claim(cluster, "home")
     assert pvc.spec.storage_class_name == "standard"  # the default class
     pv = cluster.run(cluster.api.read_persistent_volume(pvc.spec.volume_name))
-    # (real nodes: a hostPath of the volume mounted on the machine, no CSI node
-    # plugin; the provisioner names the volume in an annotation)
-    volume_id = (pv.metadata.annotations["magnum.openstack.org/cinder-volume-id"]
-                 if MAGNUM_NODES else pv.spec.csi.volume_handle)
+    # (a hostPath of the volume mounted on the machine, no CSI node plugin; the
+    # provisioner names the volume in an annotation)
+    volume_id = pv.metadata.annotations["magnum.openstack.org/cinder-volume-id"]
     volume = _volume(local_cloud, volume_id)
     assert volume is not None and volume.size == 1  # in the hub's own project
     assert volume.name == "pvc-%s" % pvc.metadata.uid

@@ -1,13 +1,12 @@
 """MagnumSpawner end to end: upstream Magnum 23 and a real kube-apiserver 1.20.
 
 The local cloud runs Magnum with the local cluster driver (issue 11): a cluster
-is a real kube-apiserver with two real nodes (containerd, kubelet, kube-proxy,
+is a real kube-apiserver with real nodes (containerd, kubelet, kube-proxy,
 kube-scheduler; issue 20) that pull the notebook image from the local registry,
-claims as Cinder volumes; with LOCAL_CLOUD_MAGNUM_NODES=standin, one kubelet
-stand-in that runs each pod as processes (the real_nodes tests deselected).
-A real JupyterHub with ``spawner_class = "magnum"`` starts servers on it; checks
-go through clients independent of the spawner: openstacksdk for Magnum,
-kubernetes_asyncio with the test's own Magnum-signed admin certificate.
+claims as Cinder volumes.  A real JupyterHub with ``spawner_class = "magnum"``
+starts servers on it; checks go through clients independent of the spawner:
+openstacksdk for Magnum, kubernetes_asyncio with the test's own Magnum-signed admin
+certificate.
 """
 
 import asyncio
@@ -23,8 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import (CLOUD_DIR, MAGNUM_IMAGE, MAGNUM_NODES, REPO, magnum_csr,
-                       require_magnum, wait_for)
+from .conftest import CLOUD_DIR, MAGNUM_IMAGE, REPO, magnum_csr, require_magnum, wait_for
 
 TEMPLATE_IMAGE = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 FLAVORS = {
@@ -122,8 +120,8 @@ def magnum(local_cloud, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(magnum):
-    # real nodes: two, so that servers spread and one node can fail
-    c = magnum.create(magnum.name, node_count=2 if MAGNUM_NODES else 1)
+    # two nodes, so that servers spread and one node can fail
+    c = magnum.create(magnum.name, node_count=2)
     assert c.status == "CREATE_COMPLETE", c.status_reason
     return c
 
@@ -211,7 +209,6 @@ def test_home_survives_stop_and_start_and_stop_deletes_the_pod(
 
 # -- a student in a browser, on `make demo BACKEND=magnum`'s configuration ------------
 
-@pytest.mark.real_nodes  # the pod's events come from a real scheduler and kubelet
 def test_browser_a_student_on_the_demos_magnum_hub(local_cloud, cluster, admin, tmp_path,
                                                    browser_page):
     """tests/e2e/test_browser_e2e.py's visit, on this module's cluster with the
@@ -245,9 +242,6 @@ def test_browser_a_student_on_the_demos_magnum_hub(local_cloud, cluster, admin, 
 
 # -- a hub outside the cluster: NodePort services on the nodes' addresses ---------
 
-#: needs real nodes (kube-proxy, a scheduler, kubelets): deselected on the
-#: stand-in (conftest.py), as a skip fails a CI run
-needs_nodes = pytest.mark.real_nodes
 #: [local_cluster] pod_network of the local cloud's real nodes
 POD_NETWORK = "10.244.0.0/16"
 
@@ -275,7 +269,6 @@ def node_port_hub(local_cloud, cluster, tmp_path):
     h.shutdown()
 
 
-@needs_nodes
 def test_node_port_a_hub_that_reaches_only_the_nodes_runs_a_cell(
     pods_unreachable, node_port_hub, cluster, magnum, admin, local_cloud
 ):
@@ -478,7 +471,6 @@ def kubelet_pid(cluster, node_name):
     return int(path.read_text().split()[0])
 
 
-@needs_nodes
 def test_servers_spread_over_the_nodes_and_a_node_that_stops(cluster, admin, local_cloud):
     """Runs last: one node's kubelet is stopped (SIGSTOP: the driver restarts a
     kubelet that exits) and continued at the end."""

@@ -2,6 +2,7 @@
 
 A cluster is a real Kubernetes control plane on 127.0.0.1 (etcd,
 kube-apiserver trusting the cluster CA Magnum generated,
-kube-controller-manager) plus a node agent standing in for the kubelet and
-for Cinder CSI.  See README.md.
+kube-controller-manager, kube-scheduler) with real nodes (containerd,
+kubelet, kube-proxy) and a node agent standing in for Cinder CSI.  See
+README.md.
 """

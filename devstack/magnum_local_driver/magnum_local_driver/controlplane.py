@@ -6,8 +6,8 @@
     etcd/           etcd's data
     logs/<name>.log stderr/stdout of each process
     pids/<name>     "<pid> <start time>" of each running process
-    pods/           the kubelet stand-in's containers (zun_local_driver layout)
     node.json       the node agent's configuration
+    nodes.json, nodes/<n>/  the nodes (:mod:`.kubelets`, :mod:`.kubenode`)
     cinder.json     the cluster's application credential (0600)
 
 Ports: each cluster holds a slot in ``<state_dir>/slots.json`` (under a file
@@ -20,6 +20,8 @@ kube-controller-manager, kube-apiserver (it takes ~20 s to exit once etcd is
 gone), then etcd.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -28,8 +30,6 @@ import socket
 import subprocess
 import threading
 import time
-
-from zun_local_driver import addresses
 
 SLOTS_FILE = 'slots.json'
 # Start order; stop order is the reverse.
@@ -67,10 +67,24 @@ def ports_of(port_base, slot):
             for i, name in enumerate(PORT_NAMES)}
 
 
+@contextlib.contextmanager
+def _slots_locked(state_dir):
+    """The slot table's lock (clusters are made by several conductor
+    threads)."""
+    os.makedirs(state_dir, exist_ok=True)
+    fd = os.open(os.path.join(state_dir, 'slots.lock'),
+                 os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def allocate_slot(state_dir, cluster_uuid, port_base, max_clusters):
     """The cluster's slot (the same on every call); skips blocks whose ports
     something else already listens on."""
-    with addresses.locked(state_dir, 'slots.lock'):
+    with _slots_locked(state_dir):
         slots = _load_slots(state_dir)
         if cluster_uuid in slots:
             return slots[cluster_uuid]
@@ -89,7 +103,7 @@ def allocate_slot(state_dir, cluster_uuid, port_base, max_clusters):
 
 
 def release_slot(state_dir, cluster_uuid):
-    with addresses.locked(state_dir, 'slots.lock'):
+    with _slots_locked(state_dir):
         slots = _load_slots(state_dir)
         if slots.pop(cluster_uuid, None) is not None:
             _save_slots(state_dir, slots)
@@ -116,7 +130,6 @@ class ClusterDir(object):
         self.etcd_data = os.path.join(self.path, 'etcd')
         self.logs = os.path.join(self.path, 'logs')
         self.pids = os.path.join(self.path, 'pids')
-        self.pods = os.path.join(self.path, 'pods')
 
     def file(self, *parts):
         return os.path.join(self.path, *parts)
@@ -125,7 +138,7 @@ class ClusterDir(object):
         return os.path.isdir(self.path)
 
     def make(self):
-        for d in (self.pki, self.etcd_data, self.logs, self.pids, self.pods):
+        for d in (self.pki, self.etcd_data, self.logs, self.pids):
             os.makedirs(d, exist_ok=True)
         os.chmod(self.pki, 0o700)
 

@@ -6,13 +6,15 @@ an image whose ``os_distro`` is ``ubuntu`` and ``coe = kubernetes``
 
 1. The conductor generates the cluster CA (x509keypair) and calls
    ``create_cluster``: the driver writes the certificates, starts etcd,
-   kube-apiserver (trusting that CA), kube-controller-manager and the node
-   agent (kubelet + Cinder CSI stand-in), and sets ``api_address``.
+   kube-apiserver (trusting that CA), kube-controller-manager, the node
+   agent (Cinder CSI stand-in), kube-scheduler and the real nodes
+   (containerd, kubelet, kube-proxy: :mod:`.kubelets`), and sets
+   ``api_address``.
 2. The conductor's periodic status sync calls ``update_cluster_status``:
    CREATE_COMPLETE once the API answers healthz through Magnum's own client
-   (``conductor.k8s_api.KubernetesAPI``, Magnum's client certificate) and the
-   node is Ready; CREATE_FAILED if a process died or the time ran out.
-3. ``delete_cluster`` stops the pods, deletes the Cinder volumes the cluster
+   (``conductor.k8s_api.KubernetesAPI``, Magnum's client certificate) and
+   every node is Ready; CREATE_FAILED if a process died or the time ran out.
+3. ``delete_cluster`` stops the nodes, deletes the Cinder volumes the cluster
    provisioned and its application credential, stops the processes (API
    server before etcd) and frees the ports; the next sync reports
    DELETE_COMPLETE.
@@ -68,21 +70,16 @@ def node_name(cluster):
     return '%s-node-0' % (cluster.name or cluster.uuid[:8]).lower()[:50]
 
 
-def real_nodes():
-    return _opts().node_runtime == 'containerd'
-
-
 def node_count(cluster):
     return max(1, min(nodenet.MAX_NODES, cluster.node_count or 1))
 
 
 def _addresses(cluster, cdir, role):
     """A node group's ``node_addresses``: the control plane's for the
-    master group, else the nodes' InternalIPs (the stand-in's node is
-    127.0.0.1)."""
+    master group, else the nodes' InternalIPs."""
     if role == 'master':
         return [cluster.api_address.split('//', 1)[1].rsplit(':', 1)[0]]
-    return kubelets.addresses(cdir) or ['127.0.0.1']
+    return kubelets.addresses(cdir)
 
 
 class Driver(driver.Driver):
@@ -113,8 +110,7 @@ class Driver(driver.Driver):
         api = 'https://127.0.0.1:%d' % ports['apiserver']
         nodes = kubelets.plan(cluster.uuid, slot, node_count(cluster),
                               opts.node_network, opts.pod_network,
-                              node_name(cluster)[:-len('-node-0')]) \
-            if real_nodes() else []
+                              node_name(cluster)[:-len('-node-0')])
         cdir.write('ports.json', json.dumps(ports), 0o644)
 
         ca = certs.ClusterCA(
@@ -129,8 +125,7 @@ class Driver(driver.Driver):
         crt, key = ca.server('kube-apiserver', dns=[
             'localhost', 'kubernetes', 'kubernetes.default',
             'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
-            ips=['127.0.0.1', certs.SERVICE_IP] + [
-                n['gateway'] for n in nodes[:1]])
+            ips=['127.0.0.1', certs.SERVICE_IP, nodes[0]['gateway']])
         put('apiserver.crt', crt)
         put('apiserver.key', key)
         sa_key, sa_pub = certs.service_account_keys()
@@ -139,8 +134,8 @@ class Driver(driver.Driver):
         node = node_name(cluster)
         for who, cn in (('controller-manager', 'system:kube-controller-manager'),
                         ('node', 'system:node:%s' % node)):
-            # system:masters: the node agent also binds pods (no scheduler)
-            # and provisions volumes (as the CSI controller would).
+            # system:masters: the node agent provisions volumes (as the CSI
+            # controller would).
             crt, key = ca.client(cn, ['system:masters'])
             put(who + '.crt', crt)
             put(who + '.key', key)
@@ -156,18 +151,12 @@ class Driver(driver.Driver):
             'ca': pki['ca.crt'],
             'cert': pki['node.crt'],
             'key': pki['node.key'],
-            'pods_dir': cdir.pods,
             'volumes_dir': os.path.join(opts.state_dir, 'volumes'),
-            'addresses_dir': opts.state_dir,
-            'pod_address_base': opts.pod_address_base,
-            'images': list(opts.images),
-            'cgroup_parent': opts.cgroup_parent,
             'cinder': cdir.file('cinder.json'),
             'storage_class': STORAGE_CLASS,
             'csi_driver': CSI_DRIVER,
             'cluster_metadata_key': CLUSTER_METADATA_KEY,
-            # real nodes: the agent only provisions claims (as hostPath PVs)
-            'real_nodes': bool(nodes),
+            # the claims' volumes, mounted for the nodes (hostPath PVs)
             'volume_mounts_dir': cdir.file('volume-mounts'),
             # the local registries' ports, reachable inside the nodes
             'node_netns': [os.path.join(nodenet.NETNS_DIR, n['netns'])
@@ -176,11 +165,9 @@ class Driver(driver.Driver):
                               for r in opts.registries],
         }, indent=1), 0o600)
 
-        if nodes:
-            kubelets.prepare(cdir, ca, ports['apiserver'], slot, nodes, opts)
+        kubelets.prepare(cdir, ca, ports['apiserver'], slot, nodes, opts)
         self._start_processes(cdir, ports, pki, api)
-        if nodes:
-            kubelets.start(CHILDREN, cdir, opts.kube_bin_dir)
+        kubelets.start(CHILDREN, cdir, opts.kube_bin_dir)
         cluster.api_address = api
         cluster.coe_version = KUBE_VERSION
         cluster.stack_id = cluster.uuid
@@ -203,8 +190,8 @@ class Driver(driver.Driver):
         CHILDREN.spawn(cdir, 'kube-apiserver', [
             os.path.join(bin_dir, 'kube-apiserver'),
             '--etcd-servers', etcd_client,
-            # real nodes reach it through their gateway
-            '--bind-address', '0.0.0.0' if real_nodes() else '127.0.0.1',
+            # the nodes reach it through their gateway
+            '--bind-address', '0.0.0.0',
             '--advertise-address', '127.0.0.1',
             '--secure-port', str(ports['apiserver']),
             '--client-ca-file', pki['ca.crt'],
@@ -303,7 +290,7 @@ class Driver(driver.Driver):
                     if cond.get('type') == 'Ready' and \
                             cond.get('status') == 'True':
                         ready += 1
-            want = node_count(cluster) if real_nodes() else 1
+            want = node_count(cluster)
             if ready >= want:
                 return True, None
             return False, '%d of %d nodes Ready' % (ready, want)
@@ -325,18 +312,12 @@ class Driver(driver.Driver):
     def _teardown(self, cluster, cdir):
         problems = []
         cinder = cdir.read_json('cinder.json') if cdir.exists() else None
-        # Real nodes first (their pods, links, namespaces); the node agent
-        # stops its pods on SIGTERM; then the control plane.
+        # The nodes first (their pods, links, namespaces), then the control
+        # plane.
         problems += kubelets.teardown(cdir)
         controlplane.stop(cdir)
-        # the claims' volumes the agent mounted for real nodes
+        # the claims' volumes the agent mounted for the nodes
         kubenode.unmount_under([cdir.path])
-        try:
-            from magnum_local_driver import pods
-            problems += pods.destroy_all(cdir.pods, _opts().cgroup_parent,
-                                         _opts().state_dir)
-        except Exception as e:
-            problems.append('pods: %s' % e)
         if cinder:
             try:
                 problems += openstack.delete_cluster_volumes(
@@ -360,7 +341,7 @@ class Driver(driver.Driver):
         LOG.info('Local cluster %s deleted', cluster.uuid)
 
     # ------------------------------------------------------------------
-    # not supported by a one-node local cluster
+    # not supported by a local cluster
 
     def _unsupported(self, what):
         raise exception.NotSupported(

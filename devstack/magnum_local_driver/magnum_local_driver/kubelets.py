@@ -1,7 +1,6 @@
-"""A local cluster's real nodes: their certificates, processes and removal.
+"""A local cluster's nodes: their certificates, processes and removal.
 
-Used by the driver when ``[local_cluster] node_runtime = containerd``
-(:mod:`.kubenode` has the configurations, :mod:`.nodenet` the network).
+(:mod:`.kubenode` has the configurations, :mod:`.nodenet` the network.)
 ``prepare`` makes the files, ``start`` the processes (children of the
 conductor, restarted if they exit, as the control plane's), ``teardown``
 removes all of it, even after the processes were killed from outside

@@ -1,4 +1,4 @@
-"""Real Kubernetes nodes of a local cluster (``node_runtime = containerd``).
+"""Real Kubernetes nodes of a local cluster.
 
 Each node ``n`` of a cluster is, in its own network namespace
 (:mod:`.nodenet`):

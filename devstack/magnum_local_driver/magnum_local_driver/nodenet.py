@@ -1,4 +1,4 @@
-"""The network of a local cluster's real nodes (``node_runtime = containerd``).
+"""The network of a local cluster's nodes.
 
 Each node is a network namespace ``mlc-<cluster uuid 8>-<n>`` joined to the
 local cloud's own namespace by a veth pair, point to point:

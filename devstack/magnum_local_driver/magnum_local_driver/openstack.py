@@ -64,7 +64,7 @@ def delete_cluster_volumes(cred, key, cluster_uuid, volumes_dir,
                            timeout=60):
     """Delete the Cinder volumes provisioned for the cluster (metadata
     *key* = its uuid) and their image files; returns problems (text)."""
-    from zun_local_driver import volumes as images
+    from magnum_local_driver import volume_images as images
     sess = session(cred)
     listed = sess.get('/volumes/detail', endpoint_filter=CINDER,
                       params={'metadata': '{"%s": "%s"}'

@@ -6,18 +6,18 @@ a Magnum cluster, against the local cloud's real Cinder:
 * a Pending claim of a StorageClass whose provisioner is ours gets a Cinder
   volume ``pvc-<claim uid>`` of the claimed size (rounded up to GiB) in the
   cluster's project, with metadata naming the cluster and the claim; once
-  it is ``available``, a PV (``csi.volumeHandle`` = the volume id, claimRef
-  = the claim) that kube-controller-manager binds to the claim.  The
+  it is ``available``, a PV (the volume id in an annotation, claimRef = the
+  claim) that kube-controller-manager binds to the claim.  The
   volume's name is derived from the claim, so a retry after a crash finds
   the volume instead of making a second one;
 * a Released PV of ours with reclaim policy Delete: the Cinder volume (and
   its image file) is deleted, then the PV.
 
-With real nodes (``real_nodes``) there is no CSI node plugin for the
-kubelets to call: the volume's ext4 image is mounted once on the machine
-(``volume_mounts_dir/<volume id>``, which both nodes share) before the PV is
-made, and the PV is a ``hostPath`` of that directory; so the claim's files
-follow the user to whichever node the pod lands on.
+There is no CSI node plugin for the nodes' kubelets to call: the volume's
+ext4 image is mounted once on the machine (``volume_mounts_dir/<volume
+id>``, which both nodes share) before the PV is made, and the PV is a
+``hostPath`` of that directory; so the claim's files follow the user to
+whichever node the pod lands on.
 """
 
 import json
@@ -28,7 +28,8 @@ import time
 
 from magnum_local_driver import kubeapi
 from magnum_local_driver import openstack
-from magnum_local_driver import pods as podlib
+from magnum_local_driver import quantity
+from magnum_local_driver import volume_images
 
 LOG = logging.getLogger('local-csi')
 CINDER = openstack.CINDER
@@ -105,7 +106,7 @@ class Provisioner(object):
                 raise RuntimeError('Cinder volume %s not deleted after 120 s'
                                    % volume_id)
             time.sleep(0.5)
-        podlib.volume_images.VolumeImages(
+        volume_images.VolumeImages(
             self.conf['volumes_dir']).remove(volume_id)
 
     # ---------------------------------------------------------- real nodes
@@ -114,7 +115,7 @@ class Provisioner(object):
 
     def mount(self, volume_id, size):
         """The volume's filesystem at its mount point (once)."""
-        image = podlib.volume_images.VolumeImages(
+        image = volume_images.VolumeImages(
             self.conf['volumes_dir']).ensure(volume_id, size)
         point = self.mount_point(volume_id)
         if os.path.ismount(point):
@@ -144,15 +145,11 @@ class Provisioner(object):
 
     def provision(self, pvc, sc):
         meta, spec = pvc['metadata'], pvc['spec']
-        size = podlib.size_gib(spec['resources']['requests']['storage'])
+        size = quantity.size_gib(spec['resources']['requests']['storage'])
         vol = self.create_volume(pvc, size)
         pv_name = 'pvc-%s' % meta['uid']
-        if self.conf.get('real_nodes'):
-            source = {'hostPath': {'path': self.mount(vol['id'], size),
-                                   'type': 'Directory'}}
-        else:
-            source = {'csi': {'driver': self.driver,
-                              'volumeHandle': vol['id'], 'fsType': 'ext4'}}
+        source = {'hostPath': {'path': self.mount(vol['id'], size),
+                               'type': 'Directory'}}
         self.kube.create('/api/v1/persistentvolumes', {
             'apiVersion': 'v1', 'kind': 'PersistentVolume',
             'metadata': {'name': pv_name,
@@ -196,11 +193,9 @@ class Provisioner(object):
                     pv.get('status', {}).get('phase') not in ('Released',
                                                               'Failed'):
                 continue
-            volume_id = meta['annotations'].get(VOLUME_ID) or \
-                spec['csi']['volumeHandle']
+            volume_id = meta['annotations'][VOLUME_ID]
             try:
-                if 'hostPath' in spec:
-                    self.unmount(volume_id)
+                self.unmount(volume_id)
                 self.delete_volume(volume_id)
                 self.kube.delete('/api/v1/persistentvolumes/%s'
                                  % meta['name'])

@@ -1,3 +1,4 @@
+"""The claims' volume images: made sparse, grown, removed."""
 import os
 import shutil
 import subprocess
@@ -5,7 +6,8 @@ import uuid
 
 import pytest
 
-from zun_local_driver import volumes
+import mld_testing  # noqa: F401  (sys.path)
+from magnum_local_driver import volume_images as volumes
 
 pytestmark = pytest.mark.skipif(shutil.which('mkfs.ext4') is None and
                                 not os.path.exists('/usr/sbin/mkfs.ext4'),

@@ -1,10 +1,9 @@
-"""Volumes as sparse ext4 image files, loop-mounted per container.
+"""Volumes as sparse ext4 image files.
 
-What the local Magnum cluster's kubelet stand-in (magnum_local_driver) keeps
-of the retired process-backed Zun driver: ``<volumes_dir>/<volume id>.img`` of
-the volume's size, made on first use and grown with ``resize2fs`` after an
-extend; the supervisor loop-mounts the image at the destination inside the
-container's mount namespace.
+The Cinder CSI stand-in's claims (:mod:`.provisioner`), as the retired
+process-backed Zun driver kept its volumes: ``<volumes_dir>/<volume id>.img``
+of the volume's size, made on first use and grown with ``resize2fs`` after an
+extend, loop-mounted for the nodes.
 """
 
 import os
