@@ -4,7 +4,9 @@
 #                    local cloud (installs everything it needs; ~see README)
 #   make lint        bash -n and shellcheck on every shell script (devstack/, the
 #                    CI entry point, the test stubs); ruff on the Python
-#   make unit        unit + recorded-API tests only (seconds)
+#   make unit        unit + recorded-API tests only (under a minute)
+#   make integration the tests that start a real JupyterHub process or run pytest
+#                    in a subprocess (no cloud; make test runs them too)
 #   make e2e         end-to-end tests on the local clouds only (needs root)
 #   make demo        local cloud + JupyterHub on http://127.0.0.1:8000
 #                    (BACKEND=magnum: MagnumSpawner on a local Magnum cluster;
@@ -30,9 +32,12 @@ SHELL_SCRIPTS = devstack/settings .ci/run $(shell grep -lsE '^\#!.*[/ ](ba)?sh$$
 UNIT_SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 UNIT_ORDER ?= $(if $(filter-out 0 false no,$(CI)),--random-order-bucket=global \
   --random-order-seed=$(UNIT_SEED))
+# make unit's pytest workers (pytest-xdist; each collects the whole suite, about
+# 10 s of CPU); UNIT_WORKERS=0 runs the tests in one process.
+UNIT_WORKERS ?= 2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test lint unit e2e demo demo-down bench burst venv chp chromium docs clean
+.PHONY: test lint unit integration e2e demo demo-down bench burst venv chp chromium docs clean
 
 # The browser test's Chromium is Debian's (Playwright's own download needs the
 # internet); pip's playwright package must not try to fetch one either.
@@ -65,7 +70,12 @@ lint: venv
 	$(VENV)/bin/ruff check --no-cache .
 
 unit: venv chp
-	$(PY) -m pytest -q $(UNIT_ORDER) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(UNIT_WORKERS) -m 'not localcloud and not integration' \
+	  $(UNIT_ORDER) $(PYTEST_ARGS)
+
+# a handful of tests, mostly CPU (a hub's start, pytest in a subprocess): one process
+integration: venv chp
+	$(PY) -m pytest -q -m integration $(UNIT_ORDER) $(PYTEST_ARGS)
 
 # The Zun and the Magnum tests side by side, each on its own local cloud in its
 # own network namespace (tests/e2e/streams.py; E2E_STREAMS=zun runs one; a test
@@ -76,12 +86,13 @@ e2e: venv chp chromium
 	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" \
 	  $(PY) -m tests.e2e.streams --streams $(E2E_STREAMS) $(PYTEST_ARGS)
 
-# The unit tests run beside the end-to-end clouds' installs and builds (the
-# Kubernetes binaries, the notebook image), and must pass before their tests.
+# The unit and integration tests run beside the end-to-end clouds' installs and
+# builds (the Kubernetes binaries, the notebook image), and must pass before their
+# tests.
 test: lint venv chp chromium
 	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" \
 	  $(PY) -m tests.e2e.streams --streams $(E2E_STREAMS) \
-	  --before "$(MAKE) --no-print-directory unit" $(PYTEST_ARGS)
+	  --before "$(MAKE) --no-print-directory integration unit" $(PYTEST_ARGS)
 
 # BACKEND=magnum: the servers are pods on a Magnum cluster (MagnumSpawner)
 BACKEND ?= zun

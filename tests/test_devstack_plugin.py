@@ -258,6 +258,7 @@ def test_devstacks_unit_keeps_its_path(devstack):
     assert env["PATH"] == devstack.env["PATH"]
 
 
+@pytest.mark.integration
 def test_the_hub_runs_from_devstacks_unit_in_an_empty_directory_and_writes_only_its_state(
         devstack, tmp_path):
     # systemd starts ExecStart with the unit's Environment, in / (no

@@ -54,6 +54,9 @@ async def app(container_server, tmp_path):
         spawner_class=ZunSpawner, cookie_secret_file=str(tmp_path / "cookie_secret")
     )
     hub.config.ConfigurableHTTPProxy.command = [chp]
+    # not the default ./jupyterhub-proxy.pid: a hub starting in the same directory
+    # (another pytest worker's, or a demo's) reads it and kills that proxy
+    hub.config.ConfigurableHTTPProxy.pid_file = str(tmp_path / "proxy.pid")
     hub.config.ZunSpawner.auth = dict(PASSWORD_AUTH)
     hub.config.ZunSpawner.port = container_server
     hub.config.ZunSpawner.use_hub_poller = False

@@ -26,6 +26,7 @@ def run_e2e(tmp_path, **env):
     )
 
 
+@pytest.mark.integration
 def test_no_clouds_yaml_skips_the_integration_suite_saying_so(tmp_path):
     missing = tmp_path / "clouds.yaml"
     out = run_e2e(tmp_path, MAGNUM_E2E_CLOUDS_YAML=str(missing))
@@ -33,6 +34,7 @@ def test_no_clouds_yaml_skips_the_integration_suite_saying_so(tmp_path):
     assert f"no cloud configured: MAGNUM_E2E_CLOUDS_YAML={missing} does not exist" in out.stdout
 
 
+@pytest.mark.integration
 def test_a_clouds_yaml_without_the_cloud_skips_naming_it(tmp_path):
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text("clouds:\n  devstack:\n    auth: {auth_url: http://192.0.2.1/identity}\n")
@@ -149,6 +151,7 @@ def test_the_example_local_conf_enables_zun_its_network_and_container_plugins_th
     assert "c-api" not in disabled and "q-svc" not in disabled  # Cinder and Neutron stay
 
 
+@pytest.mark.integration
 def test_the_integration_suite_leaves_out_what_a_devstack_does_not_have(tmp_path):
     # DevStack has no Magnum and no Chromium: those tests are not collected;
     # the memory limit is read from cgroup v2 (Ubuntu 24.04 nodes) or v1.
