@@ -33,7 +33,9 @@ UNIT_SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 UNIT_ORDER ?= $(if $(filter-out 0 false no,$(CI)),--random-order-bucket=global \
   --random-order-seed=$(UNIT_SEED))
 # make unit's pytest workers (pytest-xdist; each collects the whole suite, about
-# 10 s of CPU); UNIT_WORKERS=0 runs the tests in one process.
+# 10 s of CPU; an idle one takes tests queued for the other, so the two ~9 s
+# lagging-hub tests do not end the run on one worker); UNIT_WORKERS=0 runs the
+# tests in one process.
 UNIT_WORKERS ?= 2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -70,8 +72,8 @@ lint: venv
 	$(VENV)/bin/ruff check --no-cache .
 
 unit: venv chp
-	$(PY) -m pytest -q -n $(UNIT_WORKERS) -m 'not localcloud and not integration' \
-	  $(UNIT_ORDER) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(UNIT_WORKERS) --dist worksteal \
+	  -m 'not localcloud and not integration' $(UNIT_ORDER) $(PYTEST_ARGS)
 
 # a handful of tests, mostly CPU (a hub's start, pytest in a subprocess): one process
 integration: venv chp
