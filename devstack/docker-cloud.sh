@@ -14,8 +14,10 @@
 #   daemon starts empty, so every first create on a host is a real pull.
 # - Networking: one Linux bridge ($DOCKER_BRIDGE, the Neutron subnet's gateway
 #   address) in the cloud's network namespace, which every daemon's Docker
-#   network uses (devstack/docker_parts/docker_parts/network.py); the Neutron
-#   stub hands out the ports (--subnet).  No iptables rule, no sysctl.
+#   network of the stub's network uses (devstack/docker_parts/docker_parts/
+#   network.py; other Neutron networks get zunbr-* bridges that the daemons
+#   make); the Neutron stub hands out the ports (--subnet).  No iptables rule,
+#   no sysctl.
 # - Volumes: cinder-volume's backend keeps each volume as a file
 #   (docker_parts/file_volume.py); Zun's own Cinder path mounts it, through
 #   sudo and zun-rootwrap as DevStack sets them up (configured here, under
@@ -86,6 +88,7 @@ docker_configs() {
         DEFAULT image_driver_list docker DEFAULT default_image_driver docker \
         DEFAULT rootwrap_config "$zun/rootwrap.conf" \
         network driver local-bridge local_bridge bridge "$DOCKER_BRIDGE" \
+        local_bridge network "$NETWORK_ID" \
         docker docker_remote_api_version 1.40
     # sudo as DevStack's sudoers entry lets zun-compute use it: DevStack puts
     # zun-rootwrap and privsep-helper on the system PATH, here they stay in
@@ -209,9 +212,10 @@ docker_services() { # docker_services SERVICE...: the list with this path's
 
 # Called by stop_all before the process groups are stopped: every daemon
 # removes its containers and stops (what it leaves is removed too), then the
-# bridge goes.  Works from what is on disk, whatever LOCAL_CLOUD_DRIVER is now.
+# bridges go (the daemons leave theirs, zunbr-*, behind when they stop).
+# Works from what is on disk, whatever LOCAL_CLOUD_DRIVER is now.
 docker_stop_hosts() {
-    local root
+    local root link
     for root in "$DIR"/docker/*/; do
         [[ -d "$root" ]] || continue
         "$DOCKER_HOST_SH" stop "${root%/}" || true
@@ -220,4 +224,7 @@ docker_stop_hosts() {
         ip link del "$(cat "$RUN/bridge")" 2>/dev/null || true
         rm -f "$RUN/bridge"
     fi
+    for link in $(ip -o link show type bridge | awk -F': ' '$2 ~ /^zunbr-/ { print $2 }'); do
+        ip link del "$link" 2>/dev/null || true
+    done
 }

@@ -7,13 +7,22 @@ upstream's: this class *is* Zun's ``KuryrNetwork`` (Neutron ports created,
 updated and deleted through Zun's own Neutron client, the container's
 ``addresses`` built from the port, security groups on ports) except for the one
 place where kuryr would have Docker ask Neutron for the wiring: the Docker
-network of a Neutron network is a plain Docker ``bridge`` network on the Linux
-bridge ``[local_bridge] bridge``, with the Neutron subnet's CIDR and gateway, so
-Docker gives each container exactly its port's fixed IP.  Every Docker host of
-the local cloud runs in the same network namespace and shares that bridge, as
-hosts share a provider network.
+network of a Neutron network is a plain Docker ``bridge`` network, with the
+Neutron subnets' CIDRs and gateways (an IPv4 and/or an IPv6 one), so Docker
+gives each container exactly its port's fixed IPs.  The local cloud's own
+network (``[local_bridge] network``) is on the Linux bridge ``[local_bridge]
+bridge``; any other Neutron network (a project's, a test's) on a Linux bridge
+named after it (``zunbr-`` and the network id's first 9 hex digits).  Every
+Docker host of the local cloud runs in the same network namespace and shares
+these bridges, as hosts share a provider network.
+
+Zun itself never removes the Docker network of a Neutron network that was
+deleted; here, as its bridge holds the subnet's addresses in the one namespace
+(a later subnet may reuse them), such a Docker network with no container left
+is removed before a new one is made.
 """
 
+from neutronclient.common import exceptions as n_exceptions
 from oslo_config import cfg
 from oslo_log import log as logging
 
@@ -25,7 +34,11 @@ LOG = logging.getLogger(__name__)
 opts = [
     cfg.StrOpt("bridge", default="zunbr0",
                help="The Linux bridge (made by devstack/local-cloud) that every "
-                    "Docker host's network is built on."),
+                    "Docker host's network of the local network is built on."),
+    cfg.StrOpt("network", default="",
+               help="The Neutron network (the stub's shared one) whose Docker "
+                    "networks use the bridge above; every other network gets "
+                    "a bridge of its own."),
 ]
 cfg.CONF.register_opts(opts, group="local_bridge")
 
@@ -38,25 +51,60 @@ class BridgeNetwork(kuryr_network.KuryrNetwork):
     """KuryrNetwork with Docker's bridge driver instead of kuryr's."""
 
     def create_network(self, neutron_net_id):
+        shared = self.neutron_api.get_neutron_network(neutron_net_id)["shared"]
         subnets = self.neutron_api.list_subnets(
             network_id=neutron_net_id).get("subnets", [])
-        v4 = [s for s in subnets if s["ip_version"] == 4]
-        if not v4:
+        by_version = {v: [s for s in subnets if s["ip_version"] == v] for v in (4, 6)}
+        if not subnets:
             raise exception.ZunException(
-                "The Neutron network %s has no IPv4 subnet" % neutron_net_id)
-        subnet = v4[0]
-        ipam = {"Driver": "default",
-                "Config": [{"Subnet": subnet["cidr"], "Gateway": subnet["gateway_ip"]}]}
-        options = {"com.docker.network.bridge.name": cfg.CONF.local_bridge.bridge,
-                   "neutron.net.uuid": neutron_net_id,
-                   "neutron.subnet.uuid": subnet["id"]}
+                "The Neutron network %s has no subnet" % neutron_net_id)
+        config, options = [], {"neutron.net.uuid": neutron_net_id,
+                               "neutron.net.shared": str(shared)}
+        for version, key in ((4, "neutron.subnet.uuid"), (6, "neutron.subnet.v6.uuid")):
+            if len(by_version[version]) > 1:
+                raise exception.ZunException(
+                    "Multiple Neutron subnets exist with ip version %s" % version)
+            for subnet in by_version[version]:
+                entry = {"Subnet": subnet["cidr"]}
+                if subnet["gateway_ip"]:  # none: Docker's bridge takes the first
+                    entry["Gateway"] = subnet["gateway_ip"]
+                config.append(entry)
+                options[key] = subnet["id"]
+        bridge = (cfg.CONF.local_bridge.bridge
+                  if neutron_net_id == cfg.CONF.local_bridge.network
+                  else "zunbr-" + neutron_net_id.replace("-", "")[:9])
+        options["com.docker.network.bridge.name"] = bridge
+        self._remove_stale_networks()
         LOG.info("Creating Docker network %s on bridge %s (%s)", neutron_net_id,
-                 cfg.CONF.local_bridge.bridge, subnet["cidr"])
+                 bridge, ", ".join(c["Subnet"] for c in config))
         try:
             self.docker.create_network(name=neutron_net_id, driver="bridge",
-                                       options=options, ipam=ipam,
+                                       options=options,
+                                       ipam={"Driver": "default", "Config": config},
+                                       enable_ipv6=bool(by_version[6]),
                                        check_duplicate=True)
         except Exception:
             # Two creates racing on one host: the other one made it.
             if not self.docker.networks(names=[neutron_net_id]):
                 raise
+
+    def _remove_stale_networks(self):
+        """Remove this host's Docker networks of deleted Neutron networks
+        that no container uses any more."""
+        for net in self.docker.networks(filters={"driver": "bridge"}):
+            neutron_id = (net.get("Options") or {}).get("neutron.net.uuid")
+            if not neutron_id or neutron_id == cfg.CONF.local_bridge.network:
+                continue
+            try:
+                self.neutron_api.get_neutron_network(neutron_id)
+                continue
+            except (exception.NetworkNotFound, n_exceptions.NotFound):
+                pass
+            if self.docker.inspect_network(net["Id"]).get("Containers"):
+                continue
+            LOG.info("Removing Docker network %s: its Neutron network is gone",
+                     net["Name"])
+            try:
+                self.docker.remove_network(net["Id"])
+            except Exception:
+                LOG.exception("Could not remove Docker network %s", net["Name"])
