@@ -16,6 +16,12 @@ named after it (``zunbr-`` and the network id's first 9 hex digits).  Every
 Docker host of the local cloud runs in the same network namespace and shares
 these bridges, as hosts share a provider network.
 
+A subnet without a gateway (``gateway_ip`` null) still needs an address on
+its bridge, which Docker would take from the subnet's first address, where
+Neutron's pool starts too: the driver takes one from Neutron instead, as a
+port owned by ``network:local-bridge`` (as Neutron's DHCP agent takes one for
+its port), shared by the hosts and deleted with the network.
+
 Zun itself never removes the Docker network of a Neutron network that was
 deleted; here, as its bridge holds the subnet's addresses in the one namespace
 (a later subnet may reuse them), such a Docker network with no container left
@@ -30,6 +36,9 @@ from zun.common import exception
 from zun.network import kuryr_network
 
 LOG = logging.getLogger(__name__)
+# The owner of the Neutron ports whose addresses the bridges of subnets
+# without a gateway hold.
+BRIDGE_PORT_OWNER = "network:local-bridge"
 
 opts = [
     cfg.StrOpt("bridge", default="zunbr0",
@@ -65,10 +74,9 @@ class BridgeNetwork(kuryr_network.KuryrNetwork):
                 raise exception.ZunException(
                     "Multiple Neutron subnets exist with ip version %s" % version)
             for subnet in by_version[version]:
-                entry = {"Subnet": subnet["cidr"]}
-                if subnet["gateway_ip"]:  # none: Docker's bridge takes the first
-                    entry["Gateway"] = subnet["gateway_ip"]
-                config.append(entry)
+                config.append({"Subnet": subnet["cidr"],
+                               "Gateway": subnet["gateway_ip"]
+                               or self._bridge_address(subnet)})
                 options[key] = subnet["id"]
         bridge = (cfg.CONF.local_bridge.bridge
                   if neutron_net_id == cfg.CONF.local_bridge.network
@@ -87,6 +95,24 @@ class BridgeNetwork(kuryr_network.KuryrNetwork):
             # Two creates racing on one host: the other one made it.
             if not self.docker.networks(names=[neutron_net_id]):
                 raise
+
+    def _bridge_address(self, subnet):
+        """The address of the bridge of a subnet without a gateway: that of
+        its network:local-bridge port, made if there is none yet."""
+        ports = self.neutron_api.list_ports(
+            network_id=subnet["network_id"],
+            device_owner=BRIDGE_PORT_OWNER).get("ports", [])
+        for port in ports:
+            for ip in port["fixed_ips"]:
+                if ip["subnet_id"] == subnet["id"]:
+                    return ip["ip_address"]
+        port = self.neutron_api.create_port({"port": {
+            "network_id": subnet["network_id"], "tenant_id": subnet["project_id"],
+            "device_owner": BRIDGE_PORT_OWNER, "device_id": "local-bridge",
+            "fixed_ips": [{"subnet_id": subnet["id"]}]}}, admin=True)["port"]
+        LOG.info("Subnet %s has no gateway: its bridge takes port %s's address",
+                 subnet["id"], port["id"])
+        return port["fixed_ips"][0]["ip_address"]
 
     def _remove_stale_networks(self):
         """Remove this host's Docker networks of deleted Neutron networks
