@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import CLOUD_DIR, MAGNUM_IMAGE, REPO, magnum_csr, require_magnum, wait_for
+from .conftest import (CLOUD_DIR, MAGNUM_IMAGE, REPO, LocalCloud, magnum_csr, require_magnum,
+                       wait_for)
 
 TEMPLATE_IMAGE = "k8s-local-v1.20.2"  # devstack/glance_stub.py
 FLAVORS = {
@@ -189,22 +190,67 @@ def test_a_restarted_hub_reattaches_to_its_pods(magnum_hub, admin, local_cloud):
     magnum_hub.stop_server("ada")
 
 
+@pytest.fixture(scope="module")
+def cinder_admin(local_cloud):
+    """openstacksdk's block storage as the cloud's admin (who sees an attachment's
+    host)."""
+    return LocalCloud(local_cloud.clouds_yaml, "local-admin").block_storage
+
+
+def attached_to(admin, local_cloud, cinder_admin, namespace, claim):
+    """(status, [attachment hosts]) of the claim's Cinder volume."""
+    pvc = local_cloud.run(admin.read_namespaced_persistent_volume_claim(claim, namespace))
+    pv = local_cloud.run(admin.read_persistent_volume(pvc.spec.volume_name))
+    volume = cinder_admin.get_volume(
+        pv.metadata.annotations["magnum.openstack.org/cinder-volume-id"])
+    return volume.status, [a["host_name"] for a in volume.attachments]
+
+
+def settled(*args):
+    """attached_to() once the volume is in none of Cinder's passing states (the
+    attachment is completed right after the kubelet found the mount)."""
+    passing = ("reserved", "attaching", "detaching")
+    return wait_for(lambda: (lambda s: None if s[0] in passing else s)(attached_to(*args)),
+                    10, 0.5, "the volume to settle")
+
+
+def set_unschedulable(admin, local_cloud, node, value):
+    local_cloud.run(admin.patch_node(node, {"spec": {"unschedulable": value}}))
+
+
 def test_home_survives_stop_and_start_and_stop_deletes_the_pod(
-    magnum_hub, admin, local_cloud
+    magnum_hub, admin, local_cloud, cinder_admin
 ):
+    """The home claim's Cinder volume is attached to the node the pod runs on;
+    the next start lands on the other node (the first cordoned): the volume is
+    attached there and the file is in it; at stop it is detached."""
+    ns = magnum_hub.hub_id
+    home = (admin, local_cloud, cinder_admin, ns, "home-grace")
     magnum_hub.start_server("grace")
     out = magnum_hub.run_cell(
         "grace", "open('/home/jovyan/notes.txt', 'w').write('kept'); print('ok')")
     assert out["stdout"].strip() == "ok", out
+    first = pod(admin, local_cloud, ns, "jupyter-grace").spec.node_name
+    assert settled(*home) == ("in-use", [first])
     magnum_hub.stop_server("grace")
-    assert pod(admin, local_cloud, magnum_hub.hub_id, "jupyter-grace") is None
-    claims = local_cloud.run(admin.list_namespaced_persistent_volume_claim(
-        magnum_hub.hub_id)).items
+    assert pod(admin, local_cloud, ns, "jupyter-grace") is None
+    claims = local_cloud.run(admin.list_namespaced_persistent_volume_claim(ns)).items
     assert "home-grace" in {c.metadata.name for c in claims}
-    magnum_hub.start_server("grace")
-    out = magnum_hub.run_cell("grace", "print(open('/home/jovyan/notes.txt').read())")
-    assert out["stdout"].strip() == "kept", out
-    magnum_hub.stop_server("grace")
+    wait_for(lambda: attached_to(*home) == ("available", []), 30, 1,
+             "the home volume to be detached from %s" % first)
+    set_unschedulable(admin, local_cloud, first, True)
+    try:
+        magnum_hub.start_server("grace")
+        second = pod(admin, local_cloud, ns, "jupyter-grace").spec.node_name
+        assert second != first
+        assert settled(*home) == ("in-use", [second])
+        out = magnum_hub.run_cell("grace", "print(open('/home/jovyan/notes.txt').read())")
+        assert out["stdout"].strip() == "kept", out
+        magnum_hub.stop_server("grace")
+    finally:
+        set_unschedulable(admin, local_cloud, first, False)
+    wait_for(lambda: attached_to(*home) == ("available", []), 30, 1,
+             "the home volume to be detached from %s" % second)
 
 
 # -- a student in a browser, on `make demo BACKEND=magnum`'s configuration ------------

@@ -151,12 +151,12 @@ class Driver(driver.Driver):
             'ca': pki['ca.crt'],
             'cert': pki['node.crt'],
             'key': pki['node.key'],
-            'volumes_dir': os.path.join(opts.state_dir, 'volumes'),
             'cinder': cdir.file('cinder.json'),
             'storage_class': STORAGE_CLASS,
             'csi_driver': CSI_DRIVER,
             'cluster_metadata_key': CLUSTER_METADATA_KEY,
-            # the claims' volumes, mounted for the nodes (hostPath PVs)
+            # the claims' volumes, attached and mounted for the nodes
+            # (hostPath PVs: attacher.py)
             'volume_mounts_dir': cdir.file('volume-mounts'),
             # the local registries' ports, reachable inside the nodes
             'node_netns': [os.path.join(nodenet.NETNS_DIR, n['netns'])
@@ -321,8 +321,7 @@ class Driver(driver.Driver):
         if cinder:
             try:
                 problems += openstack.delete_cluster_volumes(
-                    cinder, CLUSTER_METADATA_KEY, cluster.uuid,
-                    os.path.join(_opts().state_dir, 'volumes'))
+                    cinder, CLUSTER_METADATA_KEY, cluster.uuid)
             except Exception as e:
                 problems.append('volumes: %s' % e)
             try:

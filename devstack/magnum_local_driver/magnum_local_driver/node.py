@@ -5,9 +5,10 @@ the driver next to the control plane and the real nodes (which run the
 pods: :mod:`.kubelets`).  It
 
 * creates the default StorageClass (``standard``, provisioner
-  ``cinder.csi.openstack.org``, reclaim Delete) and provisions its claims
+  ``cinder.csi.openstack.org``, reclaim Delete), provisions its claims
   as Cinder volumes of the cluster's project (:mod:`.provisioner`: there is
-  no Cinder CSI here);
+  no Cinder CSI here) and attaches each to the node of the pod that uses
+  it (:mod:`.attacher`);
 * carries the local registries' loopback ports into the nodes' network
   namespaces (:mod:`.forward`), so the kubelets pull
   ``127.0.0.1:PORT/...`` as the local cloud does.
@@ -21,8 +22,10 @@ import signal
 import sys
 import threading
 
+from magnum_local_driver import attacher
 from magnum_local_driver import forward
 from magnum_local_driver import kubeapi
+from magnum_local_driver import openstack
 from magnum_local_driver import provisioner
 
 LOG = logging.getLogger('local-node')
@@ -56,6 +59,13 @@ class Node(object):
                 self.stopping.wait(0.5)
         threading.Thread(target=csi.run, args=(self.stopping,),
                          name='csi', daemon=True).start()
+        # its own clients: the provisioner's thread waits on Cinder
+        attach = attacher.Attacher(
+            self.conf, kubeapi.Kube(self.conf['api'], self.conf['ca'],
+                                    self.conf['cert'], self.conf['key']),
+            openstack.session(csi.cred))
+        threading.Thread(target=attach.run, args=(self.stopping,),
+                         name='csi-attacher', daemon=True).start()
         forward.start(self.conf.get('node_netns') or [],
                       self.conf.get('forward_ports') or [], self.stopping)
         self.stopping.wait()

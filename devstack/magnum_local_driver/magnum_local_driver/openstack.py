@@ -60,11 +60,61 @@ def delete_app_credential(cred):
                            % (resp.status_code, resp.text[:200]))
 
 
-def delete_cluster_volumes(cred, key, cluster_uuid, volumes_dir,
-                           timeout=60):
-    """Delete the Cinder volumes provisioned for the cluster (metadata
-    *key* = its uuid) and their image files; returns problems (text)."""
-    from magnum_local_driver import volume_images as images
+# ------------------------------------------------------------ attachments
+# Cinder's attachments API (3.27; completion 3.44), as Nova uses it for a
+# server's volume: create (with the connector: Cinder makes the connection
+# and answers its connection_info), connect, complete (the volume is in-use),
+# delete (detached; the volume is available again).
+ATTACHMENTS = {'OpenStack-API-Version': 'volume 3.44'}
+
+
+def _check(resp, what, ok=(200, 202, 204)):
+    if resp.status_code not in ok:
+        raise RuntimeError('Cinder refused to %s: %s %s'
+                           % (what, resp.status_code, resp.text[:300]))
+    return resp
+
+
+def attachments(sess, volume_id):
+    """The volume's attachments, in every state (detail: connection_info)."""
+    resp = _check(sess.get('/attachments/detail', endpoint_filter=CINDER,
+                           params={'volume_id': volume_id},
+                           headers=ATTACHMENTS, raise_exc=False),
+                  'list the attachments of %s' % volume_id)
+    return [a for a in resp.json()['attachments']
+            if a.get('volume_id') == volume_id]
+
+
+def attach(sess, volume_id, connector):
+    """A new attachment of the volume to the connector's host (no instance:
+    there is no Nova server here), with its connection_info."""
+    resp = _check(sess.post('/attachments', endpoint_filter=CINDER,
+                            json={'attachment': {'volume_uuid': volume_id,
+                                                 'connector': connector}},
+                            headers=ATTACHMENTS, raise_exc=False),
+                  'attach %s to %s' % (volume_id, connector.get('host')))
+    return resp.json()['attachment']
+
+
+def complete(sess, attachment_id):
+    _check(sess.post('/attachments/%s/action' % attachment_id,
+                     endpoint_filter=CINDER, json={'os-complete': None},
+                     headers=ATTACHMENTS, raise_exc=False),
+           'complete the attachment %s' % attachment_id)
+
+
+def detach(sess, attachment_id):
+    """Delete the attachment (gone already: done)."""
+    _check(sess.delete('/attachments/%s' % attachment_id,
+                       endpoint_filter=CINDER, headers=ATTACHMENTS,
+                       raise_exc=False),
+           'delete the attachment %s' % attachment_id, ok=(200, 202, 204, 404))
+
+
+def delete_cluster_volumes(cred, key, cluster_uuid, timeout=60):
+    """Detach and delete the Cinder volumes provisioned for the cluster
+    (metadata *key* = its uuid); returns problems (text).  Its nodes are
+    gone and nothing is mounted any more."""
     sess = session(cred)
     listed = sess.get('/volumes/detail', endpoint_filter=CINDER,
                       params={'metadata': '{"%s": "%s"}'
@@ -77,6 +127,12 @@ def delete_cluster_volumes(cred, key, cluster_uuid, volumes_dir,
            if (v.get('metadata') or {}).get(key) == cluster_uuid]
     problems = []
     for vid in ids:
+        try:
+            for att in attachments(sess, vid):
+                detach(sess, att['id'])
+        except RuntimeError as e:
+            problems.append('volume %s: %s' % (vid, e))
+            continue
         resp = sess.delete('/volumes/%s' % vid, endpoint_filter=CINDER,
                            raise_exc=False)
         if resp.status_code not in (202, 404):
@@ -92,5 +148,4 @@ def delete_cluster_volumes(cred, key, cluster_uuid, volumes_dir,
         else:
             problems.append('volume %s still there after %d s'
                             % (vid, timeout))
-        images.VolumeImages(volumes_dir).remove(vid)
     return problems

@@ -1,40 +1,36 @@
-"""Cinder CSI stand-in: PersistentVolumeClaims as real Cinder volumes.
+"""Cinder CSI stand-in, provisioning: PersistentVolumeClaims as real Cinder
+volumes.
 
 What cinder-csi-plugin's controller (with the external provisioner) does on
-a Magnum cluster, against the local cloud's real Cinder:
+a Magnum cluster, against the local cloud's real Cinder (its volume backend
+is the Zun path's, ``docker_parts.file_volume``):
 
 * a Pending claim of a StorageClass whose provisioner is ours gets a Cinder
   volume ``pvc-<claim uid>`` of the claimed size (rounded up to GiB) in the
   cluster's project, with metadata naming the cluster and the claim; once
   it is ``available``, a PV (the volume id in an annotation, claimRef = the
-  claim) that kube-controller-manager binds to the claim.  The
-  volume's name is derived from the claim, so a retry after a crash finds
-  the volume instead of making a second one;
-* a Released PV of ours with reclaim policy Delete: the Cinder volume (and
-  its image file) is deleted, then the PV.
+  claim) that kube-controller-manager binds to the claim.  The volume's
+  name is derived from the claim, so a retry after a crash finds the volume
+  instead of making a second one.
 
-There is no CSI node plugin for the nodes' kubelets to call: the volume's
-ext4 image is mounted once on the machine (``volume_mounts_dir/<volume
-id>``, which both nodes share) before the PV is made, and the PV is a
-``hostPath`` of that directory; so the claim's files follow the user to
-whichever node the pod lands on.
+The PV's source is a ``hostPath`` (there is no CSI node plugin for the
+nodes' kubelets to call) that exists only while the volume is attached to
+the node of a pod that uses the claim: :mod:`.attacher` attaches, mounts,
+detaches, and deletes a Released volume with reclaim policy Delete.
 """
 
 import json
 import logging
-import os
-import subprocess
 import time
 
-from magnum_local_driver import kubeapi
+from magnum_local_driver import attacher
 from magnum_local_driver import openstack
 from magnum_local_driver import quantity
-from magnum_local_driver import volume_images
 
 LOG = logging.getLogger('local-csi')
 CINDER = openstack.CINDER
-PROVISIONED_BY = 'pv.kubernetes.io/provisioned-by'
-VOLUME_ID = 'magnum.openstack.org/cinder-volume-id'
+PROVISIONED_BY = attacher.PROVISIONED_BY
+VOLUME_ID = attacher.VOLUME_ID
 INTERVAL = 2.0
 
 
@@ -93,49 +89,6 @@ class Provisioner(object):
                 'volume']
         return vol
 
-    def delete_volume(self, volume_id):
-        resp = self._cinder('DELETE', '/volumes/%s' % volume_id)
-        if resp.status_code not in (202, 404):
-            raise RuntimeError('Cinder refused to delete %s: %s %s'
-                               % (volume_id, resp.status_code,
-                                  resp.text[:200]))
-        deadline = time.monotonic() + 120
-        while self._cinder('GET', '/volumes/%s' % volume_id).status_code \
-                != 404:
-            if time.monotonic() > deadline:
-                raise RuntimeError('Cinder volume %s not deleted after 120 s'
-                                   % volume_id)
-            time.sleep(0.5)
-        volume_images.VolumeImages(
-            self.conf['volumes_dir']).remove(volume_id)
-
-    # ---------------------------------------------------------- real nodes
-    def mount_point(self, volume_id):
-        return os.path.join(self.conf['volume_mounts_dir'], volume_id)
-
-    def mount(self, volume_id, size):
-        """The volume's filesystem at its mount point (once)."""
-        image = volume_images.VolumeImages(
-            self.conf['volumes_dir']).ensure(volume_id, size)
-        point = self.mount_point(volume_id)
-        if os.path.ismount(point):
-            return point
-        os.makedirs(point, exist_ok=True)
-        subprocess.run(['mount', '-o', 'loop,discard', '-t', 'ext4', image,
-                        point], check=True, capture_output=True)
-        # the server runs as the image's user (jovyan), not root
-        os.chmod(point, 0o777)
-        return point
-
-    def unmount(self, volume_id):
-        point = self.mount_point(volume_id)
-        if os.path.ismount(point):
-            subprocess.run(['umount', point], check=True, capture_output=True)
-        try:
-            os.rmdir(point)
-        except OSError:
-            pass
-
     # ---------------------------------------------------------- kubernetes
     def our_classes(self):
         items = self.kube.get('/apis/storage.k8s.io/v1/storageclasses')[
@@ -148,7 +101,9 @@ class Provisioner(object):
         size = quantity.size_gib(spec['resources']['requests']['storage'])
         vol = self.create_volume(pvc, size)
         pv_name = 'pvc-%s' % meta['uid']
-        source = {'hostPath': {'path': self.mount(vol['id'], size),
+        # (a directory only while attached: the kubelet waits for it)
+        source = {'hostPath': {'path': attacher.host_path(self.conf,
+                                                          vol['id']),
                                'type': 'Directory'}}
         self.kube.create('/api/v1/persistentvolumes', {
             'apiVersion': 'v1', 'kind': 'PersistentVolume',
@@ -185,25 +140,6 @@ class Provisioner(object):
             except Exception as e:
                 LOG.warning('claim %s/%s: %s', pvc['metadata']['namespace'],
                             pvc['metadata']['name'], e)
-        for pv in self.kube.get('/api/v1/persistentvolumes')['items']:
-            meta, spec = pv['metadata'], pv['spec']
-            if (meta.get('annotations') or {}).get(PROVISIONED_BY) != \
-                    self.driver or spec.get('persistentVolumeReclaimPolicy') \
-                    != 'Delete' or \
-                    pv.get('status', {}).get('phase') not in ('Released',
-                                                              'Failed'):
-                continue
-            volume_id = meta['annotations'][VOLUME_ID]
-            try:
-                self.unmount(volume_id)
-                self.delete_volume(volume_id)
-                self.kube.delete('/api/v1/persistentvolumes/%s'
-                                 % meta['name'])
-                LOG.info('PV %s and its Cinder volume %s deleted',
-                         meta['name'], volume_id)
-            except (RuntimeError, kubeapi.ApiError,
-                    subprocess.CalledProcessError) as e:
-                LOG.warning('PV %s: %s', meta['name'], e)
 
     def run(self, stopping):
         while not stopping.is_set():
@@ -212,5 +148,3 @@ class Provisioner(object):
             except Exception as e:
                 LOG.warning('volume sync failed: %s', e)
             stopping.wait(INTERVAL)
-
-
