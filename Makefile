@@ -33,10 +33,11 @@ UNIT_SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 UNIT_ORDER ?= $(if $(filter-out 0 false no,$(CI)),--random-order-bucket=global \
   --random-order-seed=$(UNIT_SEED))
 # make unit's pytest workers (pytest-xdist; each collects the whole suite, about
-# 10 s of CPU; an idle one takes tests queued for the other, so the two ~9 s
-# lagging-hub tests do not end the run on one worker); UNIT_WORKERS=0 runs the
-# tests in one process.
-UNIT_WORKERS ?= 2
+# 5-10 s of CPU). The tests mostly wait (timeouts, back-offs, a lagging loop), so
+# a third worker on 2 cores still gains: 648 tests in 49-52 s, 58 s on two. The
+# tests marked slow start first and an idle worker takes tests queued for
+# another, so no 9 s test ends the run alone; UNIT_WORKERS=0 runs one process.
+UNIT_WORKERS ?= 3
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test lint unit integration e2e demo demo-down bench burst venv chp chromium docs clean

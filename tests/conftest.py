@@ -24,6 +24,14 @@ PASSWORD_AUTH = {
 }
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The tests that wait seconds by design (marked slow) go first, in the
+    order given (shuffled under CI): begun last, one would end make unit's run
+    alone on one worker while the other stands idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch, tmp_path):
     """No test sees the developer's clouds.yaml, OS_* variables or shared state."""

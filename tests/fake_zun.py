@@ -167,6 +167,11 @@ class LifecycleZun(FakeZun):
         #: requests-mock answers one request at a time)
         self.create_delay = 0.0
         self.list_delay = 0.0
+        #: when set, a create waits until the Event is set (``creates_held``
+        #: counts the creates waiting or let through): a POST still on its way
+        #: on a machine of any speed
+        self.create_gate = None
+        self.creates_held = 0
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -267,6 +272,9 @@ class LifecycleZun(FakeZun):
                 return ""
             if self.create_delay:
                 time.sleep(self.create_delay)
+            if self.create_gate is not None:
+                self.creates_held += 1
+                self.create_gate.wait(timeout=30)
             made = self.create(request.json())
             if fault == "reset-after":
                 raise requests.exceptions.ConnectionError("Connection reset by peer")

@@ -30,6 +30,7 @@ async def busy_loop(block):
         await asyncio.sleep(0)
 
 
+@pytest.mark.slow
 async def test_a_start_out_of_time_on_a_lagging_hub_beats_jupyterhub_5_0s_wait(
         cloud, fast_janitor, monkeypatch):
     async def never(url, timeout):  # a JupyterLab server still loading

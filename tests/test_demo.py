@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 REPO = pathlib.Path(__file__).parents[1]
 
 #: `make demo` (its file is named demo.py): on SIGTERM it stops its hub's
@@ -35,6 +37,7 @@ def load_demo(monkeypatch, state):
     return demo
 
 
+@pytest.mark.slow
 def test_demo_down_returns_only_once_make_demo_has_stopped_the_hub(tmp_path, monkeypatch):
     state = tmp_path / "demo"
     state.mkdir()

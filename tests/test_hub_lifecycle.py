@@ -215,6 +215,7 @@ async def busy_loop(block):
         await asyncio.sleep(0)
 
 
+@pytest.mark.slow
 async def test_a_start_out_of_time_on_a_lagging_hub_names_its_phase(app, zun, monkeypatch):
     """JupyterHub's own start_timeout (User.spawn) on a loop that lags: the
     student reads the spawner's sentence naming the phase, not "Spawn failed: "."""

@@ -418,6 +418,7 @@ async def test_a_pod_start_waits_its_turn_and_for_its_server_to_answer(monkeypat
     assert queue.starting == 0
 
 
+@pytest.mark.slow
 async def test_a_pod_start_out_of_time_names_its_phase_before_jupyterhub_gives_up(monkeypatch):
     """JupyterHub 5.2+ waits start_timeout for start() (asyncio.wait_for in
     User.spawn), then cancels it: a pod that never starts must end with the

@@ -7,6 +7,7 @@ test_hub_lifecycle.py.
 
 import asyncio
 import logging
+import threading
 import time
 
 import pytest
@@ -134,10 +135,15 @@ async def cancelled_start(spawner, after):
 
 async def test_a_start_cancelled_during_the_create_leaves_no_orphan(cloud):
     zun = LifecycleZun(script=["Creating", "Running"]).install(cloud.m)
-    zun.create_delay = 0.5  # the POST is still on its way when JupyterHub gives up
+    zun.create_gate = threading.Event()  # the POST is on its way when JupyterHub gives up
     spawner = make_spawner()
-    await cancelled_start(spawner, 0.2)
+    task = asyncio.ensure_future(spawner.start())
+    await eventually(lambda: zun.creates_held)
+    task.cancel()
+    with pytest.raises(SpawnException, match="did not start within"):
+        await task
     assert not zun.made
+    zun.create_gate.set()
     await eventually(lambda: zun.made)  # the create lands after the cancellation
     await eventually(lambda: not zun.alive())
 
@@ -184,6 +190,7 @@ async def test_every_phase_before_the_create_is_bounded_by_starts_deadline(cloud
 # -- item 5: a stop that fails ------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_stop_retries_a_delete_answered_500(cloud):
     zun = LifecycleZun().install(cloud.m)
     spawner = make_spawner()

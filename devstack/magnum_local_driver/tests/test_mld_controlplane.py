@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import mld_testing  # noqa: F401  (sys.path)
 from magnum_local_driver import controlplane
 
@@ -113,6 +115,7 @@ def test_running_ignores_a_recorded_pid_that_is_someone_else(tmp_path):
         other.wait()
 
 
+@pytest.mark.slow
 def test_a_process_that_exits_is_restarted_until_the_cluster_stops(tmp_path):
     # kube-controller-manager exits when the API server is slow to answer.
     cdir = controlplane.ClusterDir(str(tmp_path), 'c3')
