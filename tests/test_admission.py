@@ -230,7 +230,7 @@ async def test_a_server_that_stops_while_not_answering_fails_the_start(cloud, fa
     monkeypatch.setattr(answering, "probe", answering.http_probe)
     creates(cloud, status("Running"), status("Running"), status("Stopped"),
             "zun-container-show-after-delete")
-    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=20", "zun-container-show-404")
+    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=200", "zun-container-show-404")
     cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -246,13 +246,56 @@ async def test_a_server_that_stops_while_not_answering_fails_the_start(cloud, fa
     assert s.container_id is None
 
 
+#: the end of what jupyterhub-singleuser writes when the hub's API is out of its
+#: reach (its last try of five, then it exits), as Zun's logs API answers it: a
+#: JSON string (the controller is exposed as 'json'; seen so in a real run)
+NO_HUB_LOGS = (
+    "[E 2026-12-02 18:44:27.991 ServerApp] Failed to connect to my Hub at "
+    "http://10.0.0.5:8081/hub/api (attempt 5/5). Is it running?\n"
+    "    Traceback (most recent call last):\n"
+    + "".join(f"      File \"/opt/notebook/aiohttp/connector.py\", line {n}, in connect\n"
+              for n in range(30))
+    + "    aiohttp.client_exceptions.ClientConnectorError: Cannot connect to host "
+    "10.0.0.5:8081 ssl:default [Connect call failed ('10.0.0.5', 8081)]\n"
+)
+
+
+async def test_a_server_that_cannot_reach_the_hub_names_the_hubs_address(
+        cloud, fast_janitor, monkeypatch, caplog):
+    monkeypatch.setattr(answering, "probe", answering.http_probe)
+    creates(cloud, status("Running"), status("Running"), status("Stopped"),
+            "zun-container-show-after-delete")
+    cloud.m.get(f"{SHOW}/logs?stdout=true&stderr=true&tail=200", json=NO_HUB_LOGS)
+    cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    s = spawner("alice", port=server.sockets[0].getsockname()[1], concurrent_starts=0)
+    s.answer_check_interval = 0.1
+    try:
+        with pytest.raises(SpawnException) as info:
+            await asyncio.wait_for(s.start(), 10)
+    finally:
+        server.close()
+    # the student learns that trying again will not help, and whom to tell
+    assert info.value.message == (
+        "Your server stopped while starting: it could not reach the hub at "
+        "http://10.0.0.5:8081/hub/api. Trying again will not help; please tell the "
+        "hub's administrators.")
+    # the operator reads the remedy and the server's last lines, as lines
+    logged = info.value.log_message
+    assert "c.JupyterHub.hub_connect_url" in logged
+    assert logged.endswith("[Connect call failed ('10.0.0.5', 8081)]")
+    assert "\n      File \"/opt/notebook/aiohttp/connector.py\", line 29, in connect" in logged
+    assert "line 9," not in logged  # the last 20 lines only
+    assert cloud.requests("DELETE", "containers")
+
+
 async def test_a_server_that_never_answers_names_the_phase(cloud, fast_janitor, monkeypatch):
     async def never(url, timeout):
         return False
 
     monkeypatch.setattr(answering, "probe", never)
     creates(cloud, status("Running"), "zun-container-show-after-delete")
-    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=20", "zun-container-show-404")
+    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=200", "zun-container-show-404")
     cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
     s = spawner("alice", start_timeout=4, concurrent_starts=0)
     with pytest.raises(SpawnException) as info:

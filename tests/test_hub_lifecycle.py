@@ -111,7 +111,7 @@ async def test_jupyterhub_shows_zuns_error_and_cleans_up(app, cloud):
     cloud.m.real_http = True
     recorded_start(cloud, status("Error", reason="There are not enough hosts available."),
                    "zun-container-show-after-delete")
-    cloud.reply("GET", f"{ZUN}/v1/containers/{CONTAINER_UUID}/logs?stdout=true&stderr=true&tail=20",
+    cloud.reply("GET", f"{ZUN}/v1/containers/{CONTAINER_UUID}/logs?stdout=true&stderr=true&tail=200",
                 "zun-container-show-404")
     from jupyterhub import orm
     orm_user = orm.User(name="ada")

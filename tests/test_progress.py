@@ -87,7 +87,7 @@ async def test_an_error_is_the_last_event(cloud):
     creates(cloud, task("Created", "container_starting"), task("Creating"),
             task("Error", reason="There are not enough hosts available."),
             "zun-container-show-after-delete")
-    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=20", "zun-container-show-404")
+    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=200", "zun-container-show-404")
     cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
     events = []
     with pytest.raises(SpawnException):

@@ -111,7 +111,7 @@ def test_bad_restart_policy_is_refused():
 async def test_start_that_ends_in_error_shows_zuns_reason_and_cleans_up(cloud):
     creates(cloud, status("Creating"), status("Error", reason="There are not enough hosts available."),
             "zun-container-show-after-delete")
-    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=20", "zun-container-show-404")
+    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=200", "zun-container-show-404")
     cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
     spawner = make_spawner()
     with pytest.raises(SpawnException) as info:
@@ -126,7 +126,7 @@ async def test_start_that_ends_in_error_shows_zuns_reason_and_cleans_up(cloud):
 async def test_start_that_exits_immediately_reports_the_exit(cloud):
     creates(cloud, status("Stopped", detail="Exited(127) 1 second ago"),
             "zun-container-show-after-delete")
-    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=20", "zun-container-show-404")
+    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=200", "zun-container-show-404")
     cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
     with pytest.raises(SpawnException, match=r"Stopped \(Exited\(127\)"):
         await make_spawner().start()

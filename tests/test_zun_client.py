@@ -292,3 +292,12 @@ async def test_a_next_link_off_the_container_api_is_refused(cloud, client, caplo
         await client.list(limit=2)
     assert {r.netloc for r in cloud.requests("GET", "containers")} == {"127.0.0.1:9517"}
     assert "http://elsewhere.example/collect/containers" in caplog.text
+
+
+async def test_logs_come_back_as_the_servers_lines_not_a_json_string(cloud, client):
+    """Zun's logs controller is exposed as JSON: the body is one quoted string
+    with its newlines escaped.  The hub's log shows the lines themselves."""
+    url = f"{ZUN}/v1/containers/{CONTAINER_UUID}/logs?stdout=true&stderr=true&tail=5"
+    cloud.m.get(url, json='[I ServerApp] starting\n[E ServerApp] "quoted" failure\n')
+    assert await client.logs(CONTAINER_UUID, tail=5) == (
+        '[I ServerApp] starting\n[E ServerApp] "quoted" failure\n')

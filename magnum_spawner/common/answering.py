@@ -11,6 +11,7 @@ own deadline, and checks meanwhile that the server is still alive.  JupyterHub's
 
 import asyncio
 import contextlib
+import re
 import time
 import urllib.parse
 
@@ -19,6 +20,27 @@ from traitlets import Bool
 
 from .host import Host
 from .waiting import wait_until
+
+
+#: what jupyterhub-singleuser logs, with a traceback, each time it cannot reach
+#: the hub's API at start; after five tries (about 45 s) it exits
+_NO_HUB = re.compile(r"Failed to connect to my Hub at (\S+)")
+
+
+def unreachable_hub(logs):
+    """The hub API address a server's logs say it could not reach, or None."""
+    found = _NO_HUB.findall(logs or "")
+    return found[-1] if found else None
+
+
+def stopped_without_hub(hub):
+    """The student's sentence for a server that stopped because it could not
+    reach the hub at ``hub``, and the operator's remedy: trying again does not
+    mend the hub's address."""
+    return (f"Your server stopped while starting: it could not reach the hub at {hub}. "
+            "Trying again will not help; please tell the hub's administrators.",
+            "The servers must reach the hub's API at that address: set "
+            "c.JupyterHub.hub_connect_url (or hub_ip) to one the cloud's containers can reach.")
 
 
 class AnsweringMixin(Host):

@@ -450,7 +450,13 @@ class ZunClient:
             f"/containers/{ident}/logs",
             params={"stdout": "true", "stderr": "true", "tail": str(tail)},
         )
-        return resp.text
+        # Zun answers the logs as JSON (pecan's 'json' exposure): one string,
+        # quoted, its newlines escaped
+        try:
+            text = resp.json()
+        except ValueError:
+            return resp.text
+        return text if isinstance(text, str) else resp.text
 
     async def delete_and_wait(self, ident, timeout=60, interval=1.0):
         """Delete and wait until Zun answers 404 for the container."""

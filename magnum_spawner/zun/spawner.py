@@ -40,6 +40,16 @@ PREPARE_ACTIONS = {
     "preparing the home volume": "prepare your home folder",
 }
 
+#: the container log lines read when a start fails (a failure's first line sits
+#: above its traceback) ...
+LOG_TAIL = 200
+#: ... and how many of the last go into the hub's log
+LOG_LINES = 20
+
+
+def last_lines(logs, count=LOG_LINES):
+    return "\n".join(logs.rstrip("\n").splitlines()[-count:])
+
 
 class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, RemovalMixin,
                  AdmissionMixin, AnsweringMixin, SpawnPage, Spawner):
@@ -323,7 +333,7 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
             raise spawn_error(
                 f"The server's {failure}",
                 reason="container-error",
-                log_message=f"{failure}; last log lines:\n{logs}",
+                log_message=f"{failure}; last log lines:\n{last_lines(logs)}",
             )
         address = objects.container_address(container, self.network)
         try:
@@ -364,24 +374,29 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
             self.container_id = None
             raise
         except (TimeoutError, ProcessLookupError, CloudError) as e:
-            logs = await self._logs_tail()
+            logs, message_for_log = await self._logs_tail(), None
             await self._cleanup_failed()
             if isinstance(e, TimeoutError):
                 message = (f"Your server did not answer within {self.start_timeout} s "
                            "of the start (the hub was still waiting for the server "
                            "to answer); try again in a few minutes.")
-            elif isinstance(e, ProcessLookupError):
-                message = f"Your server stopped while starting (it is {e.args[0]})."
-            else:
+            elif not isinstance(e, ProcessLookupError):
                 raise for_user(e, "check the server's container") from None
+            elif hub := answering.unreachable_hub(logs):
+                message, remedy = answering.stopped_without_hub(hub)
+                message_for_log = f"{message} {remedy}"
+            else:
+                message = f"Your server stopped while starting (it is {e.args[0]})."
             raise spawn_error(message, reason="timeout" if isinstance(e, TimeoutError)
                               else "container-error",
-                              log_message=f"{message} Last log lines:\n{logs}") from None
+                              log_message=f"{message_for_log or message} Last log lines:\n"
+                              f"{last_lines(logs)}") from None
         self.emit(*steps.answering())
 
     async def _logs_tail(self):
+        # enough to hold a failure's first line above its traceback
         try:
-            return await self.zun.logs(self.container_id, tail=20)
+            return await self.zun.logs(self.container_id, tail=LOG_TAIL)
         except CloudError as e:
             return f"(no logs: {e})"
 
