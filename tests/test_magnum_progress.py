@@ -255,3 +255,15 @@ async def test_the_queue_words_reach_the_spawn_page_then_the_pods_steps(monkeypa
     assert words[1] == "A machine was found for your server"
     assert words[-1] == "Your server is running"
     assert_forward(seen)
+
+
+def test_a_home_folder_still_attaching_reads_as_a_step_that_is_tried_again():
+    # the kubelet's event when it looks before the volume is mounted on its node
+    # (the local cluster's first seconds, a Cinder attach still under way)
+    event = {"type": "Warning", "reason": "FailedMount", "message": (
+        'MountVolume.SetUp failed for volume "pvc-4f1c" : hostPath type check failed: '
+        '/var/lib/magnum-local/claims/pvc-4f1c is not a directory')}
+    progress, words = steps.step(event)
+    assert progress is None  # the bar stays where it was: nothing has failed yet
+    assert words.startswith("Attaching your home folder; the machine tries again (")
+    assert "not attached" not in words and "failed" not in words.split("(")[0]

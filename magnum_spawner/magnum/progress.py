@@ -73,7 +73,9 @@ def step(event):
     if reason == "Started":
         return STARTED, "Your server is running"
     if reason in ("FailedMount", "FailedAttachVolume"):
-        return None, f"Your home folder is not attached yet ({_short(message)})"
+        # the kubelet tries again (a volume still attaching comes ready within
+        # seconds); if it never does, the start's deadline ends it in words
+        return None, f"Attaching your home folder; the machine tries again ({_short(message, 100)})"
     return None
 
 
