@@ -481,6 +481,11 @@ class LocalCloud:
     def close(self):
         if self._sdk is not None:
             self._sdk.close()
+        kubespawner = sys.modules.get("kubespawner")
+        if kubespawner is not None:
+            # KubeSpawner's pod and event watches live on this loop (one set per
+            # process): stopped here, not destroyed pending with it
+            self.run(asyncio.wait_for(kubespawner.KubeSpawner._stop_all_reflectors(), 30))
         self._loop.close()
 
 
