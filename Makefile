@@ -80,11 +80,12 @@ unit: venv chp
 integration: venv chp
 	$(PY) -m pytest -q -m integration $(UNIT_ORDER) $(PYTEST_ARGS)
 
-# The Zun and the Magnum tests side by side, each on its own local cloud in its
-# own network namespace (tests/e2e/streams.py; E2E_STREAMS=zun runs one; a test
-# file in PYTEST_ARGS runs only that).  The Magnum cloud's first install builds
-# the Kubernetes binaries once, cached under .cache/kube.
-E2E_STREAMS ?= zun,magnum
+# The Zun tests, the Magnum tests and upstream Zun's API tests (zun-tempest-plugin)
+# side by side, each on its own local cloud in its own network namespace
+# (tests/e2e/streams.py; E2E_STREAMS=zun runs one; a test file in PYTEST_ARGS runs
+# only that).  The Magnum cloud's first install builds the Kubernetes binaries
+# once, cached under .cache/kube.
+E2E_STREAMS ?= zun,magnum,tempest
 e2e: venv chp chromium
 	PATH="$(CURDIR)/$(CACHE)/node/node_modules/.bin:$$PATH" \
 	  $(PY) -m tests.e2e.streams --streams $(E2E_STREAMS) $(PYTEST_ARGS)
