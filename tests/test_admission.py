@@ -225,23 +225,31 @@ async def test_start_returns_only_once_the_server_answers_http(cloud, monkeypatc
     assert seen == ["GET /user/alice/api HTTP/1.1"]
 
 
-async def test_a_server_that_stops_while_not_answering_fails_the_start(cloud, fast_janitor,
-                                                                       monkeypatch):
+async def start_that_stops(cloud, monkeypatch, answer_logs):
+    """A start whose container runs, never answers HTTP, then stops; its logs
+    are what ``answer_logs(url)`` installs.  Returns the start's failure and the
+    spawner."""
     monkeypatch.setattr(answering, "probe", answering.http_probe)
     creates(cloud, status("Running"), status("Running"), status("Stopped"),
             "zun-container-show-after-delete")
-    cloud.reply("GET", f"{SHOW}/logs?stdout=true&stderr=true&tail=200", "zun-container-show-404")
+    answer_logs(f"{SHOW}/logs?stdout=true&stderr=true&tail=200")
     cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    s = spawner("alice", port=port, concurrent_starts=0)
+    s = spawner("alice", port=server.sockets[0].getsockname()[1], concurrent_starts=0)
     s.answer_check_interval = 0.1
     try:
         with pytest.raises(SpawnException) as info:
             await asyncio.wait_for(s.start(), 10)
     finally:
         server.close()
-    assert info.value.message == "Your server stopped while starting (it is Stopped)."
+    return info.value, s
+
+
+async def test_a_server_that_stops_while_not_answering_fails_the_start(cloud, fast_janitor,
+                                                                       monkeypatch):
+    failure, s = await start_that_stops(
+        cloud, monkeypatch, lambda url: cloud.reply("GET", url, "zun-container-show-404"))
+    assert failure.message == "Your server stopped while starting (it is Stopped)."
     assert cloud.requests("DELETE", "containers")
     assert s.container_id is None
 
@@ -261,27 +269,16 @@ NO_HUB_LOGS = (
 
 
 async def test_a_server_that_cannot_reach_the_hub_names_the_hubs_address(
-        cloud, fast_janitor, monkeypatch, caplog):
-    monkeypatch.setattr(answering, "probe", answering.http_probe)
-    creates(cloud, status("Running"), status("Running"), status("Stopped"),
-            "zun-container-show-after-delete")
-    cloud.m.get(f"{SHOW}/logs?stdout=true&stderr=true&tail=200", json=NO_HUB_LOGS)
-    cloud.reply("DELETE", DELETE, "zun-container-delete-stop-true")
-    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
-    s = spawner("alice", port=server.sockets[0].getsockname()[1], concurrent_starts=0)
-    s.answer_check_interval = 0.1
-    try:
-        with pytest.raises(SpawnException) as info:
-            await asyncio.wait_for(s.start(), 10)
-    finally:
-        server.close()
+        cloud, fast_janitor, monkeypatch):
+    failure, _ = await start_that_stops(
+        cloud, monkeypatch, lambda url: cloud.m.get(url, json=NO_HUB_LOGS))
     # the student learns that trying again will not help, and whom to tell
-    assert info.value.message == (
+    assert failure.message == (
         "Your server stopped while starting: it could not reach the hub at "
         "http://10.0.0.5:8081/hub/api. Trying again will not help; please tell the "
         "hub's administrators.")
     # the operator reads the remedy and the server's last lines, as lines
-    logged = info.value.log_message
+    logged = failure.log_message
     assert "c.JupyterHub.hub_connect_url" in logged
     assert logged.endswith("[Connect call failed ('10.0.0.5', 8081)]")
     assert "\n      File \"/opt/notebook/aiohttp/connector.py\", line 29, in connect" in logged
