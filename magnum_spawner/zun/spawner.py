@@ -374,7 +374,7 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
             self.container_id = None
             raise
         except (TimeoutError, ProcessLookupError, CloudError) as e:
-            logs, message_for_log = await self._logs_tail(), None
+            logs, remedy = await self._logs_tail(), None
             await self._cleanup_failed()
             if isinstance(e, TimeoutError):
                 message = (f"Your server did not answer within {self.start_timeout} s "
@@ -384,13 +384,12 @@ class ZunSpawner(PlacesMixin, HomeVolumeMixin, FlavorMixin, ReachabilityMixin, R
                 raise for_user(e, "check the server's container") from None
             elif hub := answering.unreachable_hub(logs):
                 message, remedy = answering.stopped_without_hub(hub)
-                message_for_log = f"{message} {remedy}"
             else:
                 message = f"Your server stopped while starting (it is {e.args[0]})."
             raise spawn_error(message, reason="timeout" if isinstance(e, TimeoutError)
                               else "container-error",
-                              log_message=f"{message_for_log or message} Last log lines:\n"
-                              f"{last_lines(logs)}") from None
+                              log_message=" ".join(filter(None, (message, remedy)))
+                              + f" Last log lines:\n{last_lines(logs)}") from None
         self.emit(*steps.answering())
 
     async def _logs_tail(self):
