@@ -7,11 +7,14 @@ test_hub_lifecycle.py.
 
 import asyncio
 import logging
+import re
 import threading
 import time
 
 import pytest
 from jupyterhub.spawner import SpawnException
+
+from magnum_spawner.common import answering
 
 from .fake_zun import LifecycleZun
 from .helpers import make_spawner
@@ -145,6 +148,37 @@ async def test_a_start_cancelled_during_the_create_leaves_no_orphan(cloud):
     assert not zun.made
     zun.create_gate.set()
     await eventually(lambda: zun.made)  # the create lands after the cancellation
+    await eventually(lambda: not zun.alive())
+
+
+async def test_a_start_cancelled_while_reading_a_stopped_servers_logs_leaves_nothing(
+        cloud, monkeypatch):
+    """JupyterHub's start_timeout may come while the start reads the logs of a
+    server that stopped: the container is still the spawner's, and the stop
+    JupyterHub then sends removes it."""
+    async def never(url, timeout):  # the server never answers
+        return False
+
+    monkeypatch.setattr(answering, "probe", never)
+    zun = LifecycleZun(script=["Creating", "Running", "Stopped"]).install(cloud.m)
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_logs(request, context):
+        reading.set()
+        release.wait(timeout=30)
+        return '""'
+
+    cloud.m.get(re.compile(re.escape(zun.base) + r"/v1/containers/[^/?]+/logs"), text=slow_logs)
+    spawner = make_spawner(config={"concurrent_starts": 0})
+    spawner.answer_check_interval = 0.05
+    task = asyncio.ensure_future(spawner.start())
+    await eventually(reading.is_set)
+    task.cancel()
+    with pytest.raises(SpawnException, match="did not start within"):
+        await task
+    release.set()
+    assert zun.alive(), "the stopped container is there until the hub's stop"
+    await spawner.stop()  # what JupyterHub does after a start that failed
     await eventually(lambda: not zun.alive())
 
 
